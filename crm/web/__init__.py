@@ -1,0 +1,68 @@
+"""The browser-facing part: blueprints, the access check, security headers and error pages."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_babel import format_currency, format_date, format_datetime, get_locale
+from flask_wtf.csrf import CSRFError, generate_csrf
+
+
+def register_web(app: Flask) -> None:
+    from crm.web import access, account, areas, auth, health, users
+
+    for module in (auth, account, areas, health, users):
+        app.register_blueprint(module.bp)
+
+    app.before_request(access.enforce)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.jinja_env.filters.update(date=format_date, datetime=format_datetime, money=_money)
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, _error_page)
+    app.register_error_handler(CSRFError, _error_page)
+
+
+def _money(minor_units: int | None, currency: str | None = None) -> str:
+    from flask import current_app
+
+    if minor_units is None:
+        return ""
+    return format_currency(minor_units / 100, currency or current_app.config["TEAM_CURRENCY"])
+
+
+def _template_globals() -> dict:
+    from flask import current_app
+
+    return {"csrf_token": generate_csrf, "get_locale": get_locale, "languages": current_app.config["LANGUAGES"]}
+
+
+# htmx needs neither inline script nor eval (includeIndicatorStyles and allowEval are off in
+# base.html), so the policy can forbid both. Pico's icons are data: URIs in its stylesheet.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; object-src 'none'"
+)
+
+
+def _security_headers(response):
+    from flask import current_app
+
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if current_app.config["APP_ENV"] == "production":
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    # The same URL renders a page or a fragment depending on HX-Request; caches must keep both.
+    response.vary.add("HX-Request")
+    return response
+
+
+def _error_page(error):
+    code = getattr(error, "code", 500) or 500
+    template = "errors/_message.html" if request.headers.get("HX-Request") else "errors/page.html"
+    return render_template(template, code=code, csrf=isinstance(error, CSRFError)), code

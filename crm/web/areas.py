@@ -1,0 +1,72 @@
+"""The areas of the navigation bar that later work fills in, each a real page already.
+
+Each area says what it is for, so a new team sees the whole product from the first day. As an
+area gets its own blueprint (crm/web/customers.py, ...), its entry moves out of this module.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+
+from crm.web.access import owner_only
+
+bp = Blueprint("areas", __name__)
+
+
+@bp.get("/")
+def index():
+    """Open the dashboard, the overview every user starts from."""
+    return redirect(url_for("areas.dashboard"))
+
+
+def _area(name: str):
+    return render_template(f"areas/{name}.html")
+
+
+@bp.get("/dashboard")
+def dashboard():
+    """Show the health of the customer base."""
+    return _area("dashboard")
+
+
+@bp.get("/customers")
+def customers():
+    """List the customers."""
+    return _area("customers")
+
+
+@bp.get("/funnel")
+def funnel():
+    """Show the funnel stages as a board."""
+    return _area("funnel")
+
+
+@bp.get("/lapsed")
+def lapsed():
+    """List the customers who stopped buying."""
+    return _area("lapsed")
+
+
+@bp.get("/callbacks")
+def callbacks():
+    """Show today's call-back queue."""
+    return _area("callbacks")
+
+
+@bp.get("/sequences")
+def sequences():
+    """List the reactivation sequences."""
+    return _area("sequences")
+
+
+@bp.get("/inactive")
+def inactive():
+    """List the customers moved to the inactive list."""
+    return _area("inactive")
+
+
+@bp.get("/settings")
+@owner_only
+def settings():
+    """Show the team's settings (owners only)."""
+    return _area("settings")
