@@ -1,0 +1,88 @@
+"""Every route is behind login, and every owner-only route refuses managers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import sign_in
+
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+# Settings, users, channels, exports: everything under /settings is the owner's.
+OWNER_ONLY_PREFIXES = ("/settings",)
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<int:{arg}>", "1").replace(f"<{arg}>", "1")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule.endpoint, method, url
+
+
+@pytest.fixture
+def app_without_csrf(make_app):
+    # Access is checked here; CSRF has its own tests. Without this, a POST would stop at the CSRF check.
+    from crm.extensions import db
+
+    app = make_app(WTF_CSRF_ENABLED=False)
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def test_every_private_route_sends_anonymous_users_to_login(app_without_csrf):
+    routes = list(_routes(app_without_csrf))
+    assert len(routes) > 10
+    client = app_without_csrf.test_client()
+    for endpoint, method, url in routes:
+        response = client.open(url, method=method)
+        if endpoint in PUBLIC_ENDPOINTS:
+            assert response.status_code != 302 or "/login" not in response.location, (method, url)
+            continue
+        assert response.status_code == 302, (method, url, response.status_code)
+        assert response.location.startswith("/login"), (method, url, response.location)
+
+
+def test_owner_only_routes_refuse_managers_and_others_admit_them(app_without_csrf):
+    from crm.models import Role
+    from tests.conftest import make_user
+
+    manager = make_user(app_without_csrf, "m@example.com", Role.MANAGER)
+    client = app_without_csrf.test_client()
+    assert sign_in(client, manager.email).status_code == 302
+    owner_only = 0
+    for endpoint, method, url in _routes(app_without_csrf):
+        if endpoint in PUBLIC_ENDPOINTS or endpoint == "auth.logout":
+            continue
+        response = client.open(url, method=method)
+        if url.startswith(OWNER_ONLY_PREFIXES):
+            owner_only += 1
+            assert response.status_code == 403, (method, url, response.status_code)
+        else:
+            assert response.status_code != 403, (method, url)
+    assert owner_only >= 4
+
+
+def test_owner_reaches_every_page_of_the_navigation(owner_client):
+    for path in ("/dashboard", "/customers", "/funnel", "/lapsed", "/callbacks", "/sequences",
+                 "/inactive", "/settings", "/settings/users/", "/account/"):
+        response = owner_client.get(path)
+        assert response.status_code == 200, path
+        html = response.get_data(as_text=True)
+        for label in ("Customers", "Funnel", "Lapsed", "Call-backs", "Sequences", "Inactive", "Dashboard", "Settings"):
+            assert f">{label}</a>" in html, (path, label)
+
+
+def test_manager_navigation_has_no_settings_link(manager_client):
+    html = manager_client.get("/dashboard").get_data(as_text=True)
+    assert ">Customers</a>" in html
+    assert 'href="/settings"' not in html
+
+
+def test_htmx_request_without_session_is_redirected_to_login(client):
+    response = client.get("/customers", headers={"HX-Request": "true"})
+    assert response.status_code == 302
+    assert response.location.startswith("/login")
