@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired
 
 from crm import accounts
 from crm.extensions import db
-from crm.web.forms import attach_error
+from crm.web.forms import attach_error, select_choices
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -28,7 +28,7 @@ class PasswordForm(FlaskForm):
 
 def _forms():
     language = LanguageForm(prefix="lang", data={"locale": current_user.locale})
-    language.locale.choices = list(current_app.config["LANGUAGES"].items())
+    language.locale.choices = select_choices(current_app.config["LANGUAGES"].items())
     return language, PasswordForm(prefix="pw")
 
 
@@ -67,10 +67,11 @@ def password():
             except accounts.AccountError as error:
                 attach_error(password, error)
             else:
-                current_user.set_password(password.password.data)
+                user = current_user._get_current_object()
+                user.set_password(password.password.data)
                 db.session.commit()
                 # The token rotated: sign this browser in again under the new one.
-                login_user(current_user)
+                login_user(user)
                 flash(_("Your password is changed."), "success")
                 return redirect(url_for("account.show"))
     return render_template("account/page.html", language=language, password=password), 422

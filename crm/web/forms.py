@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 
 from crm.accounts import AccountError
 
@@ -14,3 +17,8 @@ def attach_error(form: FlaskForm, error: AccountError) -> None:
         form.form_errors.append(error.message)
     else:
         field.errors = [*field.errors, error.message]
+
+
+def select_choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """Turn (value, label) pairs into the choices a SelectField takes."""
+    return [SelectChoice(value, label) for value, label in pairs]

@@ -13,7 +13,7 @@ from crm import accounts
 from crm.extensions import db, htmx
 from crm.models import Role, User
 from crm.web.access import owner_only
-from crm.web.forms import attach_error
+from crm.web.forms import attach_error, select_choices
 
 bp = Blueprint("users", __name__, url_prefix="/settings/users")
 
@@ -24,13 +24,13 @@ class NewUserForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Initial password"), validators=[DataRequired()])
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.MANAGER.value)
+    role = SelectField(_l("Role"), choices=select_choices(ROLE_CHOICES), default=Role.MANAGER.value)
     locale = SelectField(_l("Language"))
 
 
 def _new_user_form() -> NewUserForm:
     form = NewUserForm()
-    form.locale.choices = list(current_app.config["LANGUAGES"].items())
+    form.locale.choices = select_choices(current_app.config["LANGUAGES"].items())
     return form
 
 
@@ -56,13 +56,14 @@ def create():
     form = _new_user_form()
     if form.validate_on_submit():
         try:
-            accounts.create_user(form.email.data, form.name.data, form.password.data, form.role.data, form.locale.data)
+            user = accounts.create_user(form.email.data, form.name.data, form.password.data, form.role.data,
+                                        form.locale.data)
         except accounts.AccountError as error:
             attach_error(form, error)
         else:
             db.session.commit()
             return render_template("users/index.html", users=_team(), form=_new_user_form(), roles=ROLE_CHOICES,
-                                   added=form.email.data)
+                                   added=user.email)
     return render_template("users/index.html", users=_team(), form=form, roles=ROLE_CHOICES), 422
 
 
