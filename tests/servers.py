@@ -51,11 +51,8 @@ def redis_server():
     else:
         from crm.embedded_redis import start
 
-        server = start(workdir, port)
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server._cleanup()
+        start(workdir, port)  # stopped when the test process exits
+        yield f"redis://127.0.0.1:{port}/0"
     shutil.rmtree(workdir, ignore_errors=True)
 
 
