@@ -35,6 +35,7 @@ def main() -> int:
         from crm.config import INSTANCE_DIR
         from crm.embedded_redis import ensure_started
 
+        # Stopped at exit (atexit), after the web server and the worker below have stopped.
         os.environ["REDIS_URL"] = ensure_started(INSTANCE_DIR)
         print(f"Embedded Redis on {os.environ['REDIS_URL']}")
 

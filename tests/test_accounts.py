@@ -18,7 +18,8 @@ def test_owner_signs_in_and_sees_the_navigation(client, owner):
 
 def test_login_returns_to_the_page_first_asked_for_but_never_off_site(client, owner):
     token = page_token(client, "/login")
-    response = client.post("/login?next=/funnel", data={"email": owner.email, "password": PASSWORD, "csrf_token": token})
+    response = client.post("/login?next=/funnel",
+                           data={"email": owner.email, "password": PASSWORD, "csrf_token": token})
     assert response.location == "/funnel"
     client.post("/logout", data={"csrf_token": page_token(client, "/dashboard")})
     token = page_token(client, "/login")

@@ -71,8 +71,8 @@ def test_owner_signs_in_sees_navigation_and_deactivates_a_manager_without_a_relo
     assert "Deactivated" in page.locator(f"#user-{manager.id}").inner_text()
 
     page.locator(f"#user-{manager.id} select").select_option("owner")
-    page.wait_for_function(
-        f"document.querySelector('#user-{manager.id} select').value === 'owner' && !document.querySelector('.htmx-request')")
+    page.wait_for_function(f"document.querySelector('#user-{manager.id} select').value === 'owner'"
+                           " && !document.querySelector('.htmx-request')")
     assert page.evaluate("window.__same_document") is True
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "users-page.png"), full_page=True)
