@@ -44,6 +44,9 @@ def main() -> int:
 
     _prepare(create_app())
 
+    # Ctrl-C and `kill` both end the session cleanly, even when started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     python = sys.executable
     children = [
         subprocess.Popen([python, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", port],
@@ -63,7 +66,7 @@ def main() -> int:
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signal.SIGTERM)  # warm shutdown for the worker
         deadline = time.monotonic() + 10
         for child in children:
             try:

