@@ -28,7 +28,7 @@ def _assert_schema_matches_models(url: str) -> None:
     engine = create_engine(database_url(url))
     try:
         with engine.connect() as conn:
-            assert "users" in inspect(conn).get_table_names()
+            assert {"users", "customers", "orders", "interactions"} <= set(inspect(conn).get_table_names())
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, db.metadata) == []
     finally:
