@@ -17,6 +17,8 @@ def create_app(config: dict | None = None) -> Flask:
     settings.update(config or {})
     app = Flask(__name__, instance_path=settings["INSTANCE_DIR"], instance_relative_config=False)
     app.config.update(settings)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          config_module.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     # Without Redis (a bare dev CLI, a test) the limiter counts in memory; with it, in Redis, so

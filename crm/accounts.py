@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 
+from crm import contacts
+from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Role, User
 
@@ -18,13 +19,8 @@ _COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 _common_passwords: frozenset[str] | None = None
 
 
-class AccountError(ValueError):
-    """A refused account change; `field` names the form field the message belongs to."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class AccountError(FieldError):
+    """A refused account change."""
 
 
 def _common() -> frozenset[str]:
@@ -38,9 +34,9 @@ def _common() -> frozenset[str]:
 def normalise_email(email: str) -> str:
     """Return the address in the form we store and look up, or raise AccountError."""
     try:
-        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise AccountError("email", str(_l("Enter a valid email address."))) from exc
+        return contacts.normalise_email(email)
+    except FieldError as exc:
+        raise AccountError(exc.field, exc.message) from exc
 
 
 def check_password_strength(password: str) -> None:

@@ -44,6 +44,15 @@ def redis_url(raw: str | None) -> str | None:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def engine_options(url: str) -> dict:
+    """Return the SQLAlchemy engine options for a database URL."""
+    options: dict = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        # Dates cut from timestamps (expected next order, "today") are UTC dates, as in Python.
+        options["connect_args"] = {"options": "-c timezone=utc"}
+    return options
+
+
 def _dev_secret_key(instance_dir: Path) -> str:
     """Return a random key kept in instance/, so dev sessions survive restarts."""
     path = instance_dir / "secret_key"
@@ -82,12 +91,13 @@ def load(env: dict[str, str] | None = None) -> dict:
         "SECRET_KEY": secret_key,
         "INSTANCE_DIR": str(instance_dir),
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_dir),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url(env.get("REDIS_URL")),
         "RQ_QUEUES": ["default"],
         # The team's defaults; users may override the language for themselves.
         "TEAM_TIMEZONE": env.get("TEAM_TIMEZONE", "UTC"),
         "TEAM_CURRENCY": env.get("TEAM_CURRENCY", "USD"),
+        # Phone numbers written without a country code are read as this country's.
+        "TEAM_COUNTRY": env.get("TEAM_COUNTRY", "US"),
         "BABEL_DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
         "BABEL_DEFAULT_TIMEZONE": env.get("TEAM_TIMEZONE", "UTC"),
         "LANGUAGES": {"en": "English", "ru": "Русский"},

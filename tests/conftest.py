@@ -65,6 +65,27 @@ def app(make_app):
 
 
 @pytest.fixture
+def pg_app(make_app, postgres_admin_url):
+    """Like `app`, on a fresh PostgreSQL database instead of SQLite."""
+    import uuid
+
+    url = servers.create_database(postgres_admin_url, f"crm_{uuid.uuid4().hex[:10]}")
+    app = make_app(SQLALCHEMY_DATABASE_URI=url.replace("postgresql://", "postgresql+psycopg://"))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_ctx(pg_app):
+    with pg_app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
 def ctx(app):
     """An app context for a test's own database reads and writes between requests."""
     with app.app_context():

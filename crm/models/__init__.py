@@ -19,6 +19,24 @@ from crm.models.order import Order, OrderStatus
 from crm.models.user import Role, User
 
 __all__ = [
-    "ApiToken", "ImportKind", "ImportRun", "ImportState", "Channel", "Consent", "Contact", "ContactKind", "Customer", "Gender", "Interaction", "Kind", "LeaveReason",
-    "Order", "OrderStatus", "Role", "SearchTerm", "Stage", "Status", "User",
+    "ApiToken",
+    "Channel",
+    "Consent",
+    "Contact",
+    "ContactKind",
+    "Customer",
+    "Gender",
+    "ImportKind",
+    "ImportRun",
+    "ImportState",
+    "Interaction",
+    "Kind",
+    "LeaveReason",
+    "Order",
+    "OrderStatus",
+    "Role",
+    "SearchTerm",
+    "Stage",
+    "Status",
+    "User",
 ]

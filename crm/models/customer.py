@@ -85,6 +85,8 @@ class Customer(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The customer's id in the shop or till that sends orders; orders and re-imports find them by it.
+    external_ref: Mapped[str | None] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     # Lower-cased name for sorting and paging by name; kept by `crm.customers`.
     sort_name: Mapped[str] = mapped_column(SearchText, default="")

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
-from crm.accounts import AccountError
+from crm.errors import FieldError
 
 
-def attach_error(form: FlaskForm, error: AccountError) -> None:
+def attach_error(form: FlaskForm, error: FieldError) -> None:
     """Show a domain refusal on the field it concerns (or on the form when there is no such field)."""
     field = getattr(form, error.field, None)
     if field is None:

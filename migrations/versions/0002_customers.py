@@ -48,6 +48,7 @@ def upgrade():
     ])
     op.create_table('customers',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('external_ref', sa.String(length=80), nullable=True),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('sort_name', sa.String(length=200).with_variant(sa.String(length=200, collation='C'), 'postgresql'), nullable=False),
     sa.Column('preferred_channel', sa.Enum('email', 'sms', 'telegram', 'whatsapp', 'phone', name='channel', native_enum=False, length=32), nullable=True),
@@ -78,7 +79,8 @@ def upgrade():
     sa.Column('favourite_categories', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['users.id'], name=op.f('fk_customers_manager_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['stage_id'], ['stages.id'], name=op.f('fk_customers_stage_id_stages'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
+    sa.UniqueConstraint('external_ref', name=op.f('uq_customers_external_ref'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index('ix_customers_city_id', ['city', 'id'], unique=False)

@@ -1,0 +1,164 @@
+"""What follows from a customer's paid orders: count, LTV, average check, first and last order,
+usual interval (median gap), expected next order, favourite products and categories.
+
+Two ways to keep them, with the same rules: `refresh` for one customer when an order arrives,
+and `rebuild` for the whole base in a few set-based statements (no Python loop over customers).
+Days since the last order are not stored: they change every day, so pages compute them from
+`last_order_at`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select, text
+
+from crm.extensions import db
+from crm.models import Customer, Order, OrderStatus
+
+FAVOURITES = 3
+
+
+def aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; everything is stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def compute(orders: Iterable[tuple[datetime, int, list[dict]]]) -> dict:
+    """Return the figures for one customer's paid orders given as (placed_at, amount, items)."""
+    rows = sorted(((aware(at), amount, items or []) for at, amount, items in orders), key=lambda r: r[0])
+    if not rows:
+        return {"order_count": 0, "total_spent": 0, "average_check": 0, "first_order_at": None,
+                "last_order_at": None, "usual_interval_days": None, "expected_next_order_on": None,
+                "favourite_products": [], "favourite_categories": []}
+    total = sum(amount for _, amount, _ in rows)
+    gaps = [(b[0] - a[0]).total_seconds() / 86400 for a, b in zip(rows, rows[1:], strict=False)]
+    # Rounded as `rebuild` stores it, so both ways give the same expected date.
+    interval = round(statistics.median(gaps), 2) if gaps else None
+    last = rows[-1][0]
+    products: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    for _, _, items in rows:
+        for item in items:
+            quantity = item.get("quantity") or 1
+            if item.get("name"):
+                products[item["name"]] += quantity
+            if item.get("category"):
+                categories[item["category"]] += quantity
+    return {
+        "order_count": len(rows),
+        "total_spent": total,
+        # Half up, in integers, as SQL's ROUND does in `rebuild` (Python's round() goes half-even).
+        "average_check": (2 * total + len(rows)) // (2 * len(rows)),
+        "first_order_at": rows[0][0],
+        "last_order_at": last,
+        "usual_interval_days": interval,
+        "expected_next_order_on": (last + timedelta(days=interval)).date() if interval is not None else None,
+        "favourite_products": _top(products),
+        "favourite_categories": _top(categories),
+    }
+
+
+def _top(counter: Counter[str]) -> list[str]:
+    # Ties broken by name so the result does not depend on row order (and matches `rebuild`).
+    return [name for name, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FAVOURITES]]
+
+
+def refresh(customer_id: int) -> Customer:
+    """Recompute and store one customer's figures from their paid orders."""
+    customer = db.session.get(Customer, customer_id)
+    rows = db.session.execute(
+        select(Order.placed_at, Order.amount, Order.items)
+        .where(Order.customer_id == customer_id, Order.status == OrderStatus.PAID)
+    ).all()
+    for name, value in compute(rows).items():
+        setattr(customer, name, value)
+    return customer
+
+
+def days_since(last_order_at: datetime | None, today: date) -> int | None:
+    """Whole days from the last order to `today` (the team's today), or None without orders."""
+    return None if last_order_at is None else (today - aware(last_order_at).date()).days
+
+
+# --- the set-based rebuild ------------------------------------------------------------------------
+
+_DIALECT = {
+    "sqlite": {
+        "days": "(julianday({b}) - julianday({a}))",
+        "plus_days": "date(julianday({t}) + {d})",
+        "items": "json_each(o.items) AS item",
+        "item": "json_extract(item.value, '$.{k}')",
+        "qty": "COALESCE(json_extract(item.value, '$.quantity'), 1)",
+        # SQLite 3.40 has no ORDER BY inside an aggregate; it aggregates in the subquery's order.
+        "agg": "json_group_array({x})",
+        "empty": "'[]'",
+    },
+    "postgresql": {
+        "days": "(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)",
+        "plus_days": "(({t}) + make_interval(secs => CAST({d} AS double precision) * 86400))::date",
+        "items": "json_array_elements(o.items) AS item",
+        "item": "(item ->> '{k}')",
+        "qty": "COALESCE((item ->> 'quantity')::numeric, 1)",
+        "agg": "json_agg({x} ORDER BY rn)",
+        "empty": "'[]'::json",
+    },
+}
+
+
+def rebuild() -> None:
+    """Recompute every customer's figures in a few statements over the orders table."""
+    d = _DIALECT[db.engine.dialect.name]
+    paid = OrderStatus.PAID.value
+    statements = [
+        # Customers without paid orders: zero, whatever they had before (refunds, merges).
+        """UPDATE customers SET order_count = 0, total_spent = 0, average_check = 0, first_order_at = NULL,
+               last_order_at = NULL, usual_interval_days = NULL, expected_next_order_on = NULL,
+               favourite_products = {empty}, favourite_categories = {empty}
+           WHERE order_count <> 0 AND id NOT IN (SELECT customer_id FROM orders WHERE status = :paid)""",
+        """UPDATE customers SET order_count = agg.n, total_spent = agg.total,
+               average_check = CAST(ROUND(agg.total * 1.0 / agg.n) AS BIGINT),
+               first_order_at = agg.first_at, last_order_at = agg.last_at,
+               usual_interval_days = NULL, expected_next_order_on = NULL
+           FROM (SELECT customer_id, COUNT(*) AS n, SUM(amount) AS total, MIN(placed_at) AS first_at,
+                        MAX(placed_at) AS last_at
+                 FROM orders WHERE status = :paid GROUP BY customer_id) AS agg
+           WHERE customers.id = agg.customer_id""",
+        # Median of the gaps: the middle one, or the mean of the two middle ones.
+        """UPDATE customers SET usual_interval_days = med.days,
+               expected_next_order_on = {next_on}
+           FROM (SELECT customer_id, ROUND(CAST(AVG(gap) AS NUMERIC), 2) AS days
+                 FROM (SELECT customer_id, gap,
+                              ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY gap) AS rn,
+                              COUNT(*) OVER (PARTITION BY customer_id) AS cnt
+                       FROM (SELECT customer_id,
+                                    {gap} AS gap
+                             FROM orders WHERE status = :paid) AS g
+                       WHERE gap IS NOT NULL) AS ranked
+                 WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2)
+                 GROUP BY customer_id) AS med
+           WHERE customers.id = med.customer_id""",
+    ]
+    gap = d["days"].format(
+        a="LAG(placed_at) OVER (PARTITION BY customer_id ORDER BY placed_at)", b="placed_at")
+    next_on = d["plus_days"].format(t="customers.last_order_at", d="med.days")
+    for key, column in (("name", "favourite_products"), ("category", "favourite_categories")):
+        # Only constants of this module go into the SQL text; values are bound parameters.
+        statements.append(f"""  # noqa: S608
+            UPDATE customers SET {column} = fav.names
+            FROM (SELECT customer_id, {d['agg'].format(x='label')} AS names
+                  FROM (SELECT customer_id, label,
+                               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY qty DESC, label) AS rn
+                        FROM (SELECT o.customer_id, {d['item'].format(k=key)} AS label, SUM({d['qty']}) AS qty
+                              FROM orders AS o, {d['items']}
+                              WHERE o.status = :paid AND {d['item'].format(k=key)} IS NOT NULL
+                              GROUP BY o.customer_id, {d['item'].format(k=key)}) AS per_item
+                        ORDER BY customer_id, rn) AS ranked
+                  WHERE rn <= {FAVOURITES}
+                  GROUP BY customer_id) AS fav
+            WHERE customers.id = fav.customer_id""")
+    for sql in statements:
+        db.session.execute(text(sql.format(empty=d["empty"], gap=gap, next_on=next_on)), {"paid": paid})
