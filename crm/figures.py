@@ -147,7 +147,7 @@ def rebuild() -> None:
     next_on = d["plus_days"].format(t="customers.last_order_at", d="med.days")
     for key, column in (("name", "favourite_products"), ("category", "favourite_categories")):
         # Only constants of this module go into the SQL text; values are bound parameters.
-        statements.append(f"""  # noqa: S608
+        statements.append(f"""
             UPDATE customers SET {column} = fav.names
             FROM (SELECT customer_id, {d['agg'].format(x='label')} AS names
                   FROM (SELECT customer_id, label,
@@ -159,6 +159,6 @@ def rebuild() -> None:
                         ORDER BY customer_id, rn) AS ranked
                   WHERE rn <= {FAVOURITES}
                   GROUP BY customer_id) AS fav
-            WHERE customers.id = fav.customer_id""")
+            WHERE customers.id = fav.customer_id""")  # noqa: S608
     for sql in statements:
         db.session.execute(text(sql.format(empty=d["empty"], gap=gap, next_on=next_on)), {"paid": paid})
