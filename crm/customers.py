@@ -165,6 +165,17 @@ def find_by_contacts(emails: Iterable[str] = (), phones: Iterable[str] = ()) -> 
     return None
 
 
+def find_duplicate(data: CustomerInput, region: str) -> Customer | None:
+    """Return an existing customer with one of these emails or phones (or this external ref)."""
+    if data.external_ref:
+        found = db.session.scalar(select(Customer).where(Customer.external_ref == data.external_ref.strip()))
+        if found is not None:
+            return found
+    emails = [contacts.normalise_email(e) for e in data.emails if e and e.strip()]
+    phones = [contacts.normalise_phone(p, region) for p in data.phones if p and p.strip()]
+    return find_by_contacts(emails, phones)
+
+
 # --- timeline ---------------------------------------------------------------------------------
 
 def record(customer: Customer, kind: Kind, acting: User | None = None, body: str | None = None,
@@ -184,6 +195,28 @@ def add_note(customer: Customer, body: str, acting: User) -> Interaction:
     if len(text) > 5000:
         raise FieldError("body", str(_l("Use at most %(n)d characters.", n=5000)))
     return record(customer, Kind.NOTE, acting, body=text)
+
+
+CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "call_back", "not_interested")
+
+
+def log_call(customer: Customer, outcome: str, note: str | None, acting: User) -> Interaction:
+    """Record a phone call and its outcome on the timeline."""
+    if outcome not in CALL_OUTCOMES:
+        raise FieldError("outcome", str(_l("Choose one of the offered values.")))
+    return record(customer, Kind.CALL, acting, body=(note or "").strip()[:5000] or None, outcome=outcome)
+
+
+def assign_manager(customer_ids: list[int], manager_id: int | str | None, acting: User) -> int:
+    """Give these customers to a manager (None: to nobody); return how many changed."""
+    target = _manager(manager_id)
+    changed = db.session.scalars(
+        select(Customer).where(Customer.id.in_(customer_ids), Customer.manager_id.is_distinct_from(target))).all()
+    for customer in changed:
+        before = customer.manager_id
+        customer.manager_id = target
+        record(customer, Kind.EDIT, acting, field="manager_id", before=str(before or ""), after=str(target or ""))
+    return len(changed)
 
 
 # --- create and edit --------------------------------------------------------------------------
@@ -265,7 +298,8 @@ def set_field(customer: Customer, name: str, raw, expected_version: int | None, 
     after = _display_value(customer, name)
     if before != after:
         customer.updated_at = utcnow()
-        db.session.flush()  # bumps the version; a concurrent writer fails here instead of overwriting
+        customer.version += 1
+        db.session.flush()  # UPDATE ... WHERE version = old: a concurrent writer fails here, not silently
         if name in ("name", "email", "phone", "telegram", "whatsapp", "tags"):
             refresh_search_terms(customer)
         record(customer, Kind.EDIT, acting, field=name, before=before, after=after)

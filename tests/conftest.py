@@ -45,6 +45,8 @@ def make_app(tmp_path, redis_url):
             "INSTANCE_DIR": str(tmp_path / "instance"),
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
             "REDIS_URL": redis_url,
+            # The first teams are Russian: numbers typed as 8 (916) ... are read as +7 916 ...
+            "TEAM_COUNTRY": "RU",
         }
         config.update(overrides)
         return create_app(config)

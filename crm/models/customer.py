@@ -82,6 +82,7 @@ class Customer(db.Model):
         Index("ix_customers_stage_id_id", "stage_id", "id"),
         Index("ix_customers_city_id", "city", "id"),
         Index("ix_customers_sort_name_id", "sort_name", "id"),
+        Index("ix_customers_order_count_id", "order_count", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -108,7 +109,8 @@ class Customer(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
                                                  server_default=func.now())
     # Optimistic locking: an edit made from a stale page is refused instead of silently
-    # overwriting what another tab saved.
+    # overwriting what another tab saved. Only people's edits bump it (crm.customers.set_field):
+    # an order arriving meanwhile refreshes the figures without invalidating an open editor.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     # Figures derived from the paid orders, stored so lists sort and filter on them by index.
@@ -123,7 +125,7 @@ class Customer(db.Model):
     favourite_products: Mapped[list[str]] = mapped_column(db.JSON, default=list)
     favourite_categories: Mapped[list[str]] = mapped_column(db.JSON, default=list)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
     manager: Mapped[User | None] = relationship(lazy="joined")
     stage: Mapped[Stage | None] = relationship(lazy="joined")

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
-from flask_babel import format_currency, format_date, format_datetime, get_locale
+from flask_babel import format_currency, format_date, format_datetime, format_number, get_locale
 from flask_wtf.csrf import CSRFError, generate_csrf
 
 
 def register_web(app: Flask) -> None:
-    from crm.web import access, account, areas, auth, health, users
+    from crm.web import access, account, areas, auth, customers, health, users
 
-    for module in (auth, account, areas, health, users):
+    for module in (auth, account, areas, customers, health, users):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
-    app.jinja_env.filters.update(date=format_date, datetime=format_datetime, money=_money)
+    app.jinja_env.filters.update(date=format_date, datetime=format_datetime, money=_money, number=format_number,
+                                 phone=_phone)
 
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _error_page)
@@ -31,10 +32,23 @@ def _money(minor_units: int | None, currency: str | None = None) -> str:
     return format_currency(minor_units / 100, currency or current_app.config["TEAM_CURRENCY"])
 
 
+def _phone(e164: str | None) -> str:
+    from crm.contacts import display_phone
+
+    return display_phone(e164) if e164 else ""
+
+
+def _has_endpoint(endpoint: str) -> bool:
+    from flask import current_app
+
+    return endpoint in current_app.view_functions
+
+
 def _template_globals() -> dict:
     from flask import current_app
 
-    return {"csrf_token": generate_csrf, "get_locale": get_locale, "languages": current_app.config["LANGUAGES"]}
+    return {"csrf_token": generate_csrf, "get_locale": get_locale, "languages": current_app.config["LANGUAGES"],
+            "has_endpoint": _has_endpoint}
 
 
 # htmx needs neither inline script nor eval (includeIndicatorStyles and allowEval are off in

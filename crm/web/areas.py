@@ -29,12 +29,6 @@ def dashboard():
     return _area("dashboard")
 
 
-@bp.get("/customers")
-def customers():
-    """List the customers."""
-    return _area("customers")
-
-
 @bp.get("/funnel")
 def funnel():
     """Show the funnel stages as a board."""

@@ -1,0 +1,232 @@
+"""The customers list: filters, prefix search, sorting and keyset paging that stay fast at a
+million customers (every page is an index range; no COUNT over the table per keystroke).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Select, and_, func, select, tuple_
+from sqlalchemy.orm import selectinload
+
+from crm.extensions import db
+from crm.models import Customer, SearchTerm, Status
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000
+# Sort keys a user can pick, each backed by an index on (column, id).
+SORTS = {
+    "last_order": Customer.last_order_at,
+    "name": Customer.sort_name,
+    "ltv": Customer.total_spent,
+    "orders": Customer.order_count,
+    "created": Customer.id,
+}
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{4,}$")
+_WORD = re.compile(r"[\w@.+'-]+", re.UNICODE)
+
+
+@dataclass
+class Filters:
+    """What the list shows; every field round-trips through the URL, so a view can be shared."""
+
+    q: str = ""
+    status: str = ""
+    stage: int | None = None
+    manager: str = ""  # a user id, or "none" for unassigned
+    city: str = ""
+    tag: str = ""
+    last_from: date | None = None
+    last_to: date | None = None
+    sort: str = "last_order"
+    desc: bool = True
+    ids: list[int] = field(default_factory=list)  # an explicit selection (bulk actions, export)
+
+    @classmethod
+    def from_args(cls, args) -> Filters:
+        """Read filters from query-string arguments, ignoring values that make no sense."""
+        def as_int(raw):
+            try:
+                return int(raw)
+            except (TypeError, ValueError):
+                return None
+
+        def as_date(raw):
+            try:
+                return date.fromisoformat(raw) if raw else None
+            except ValueError:
+                return None
+
+        status = args.get("status", "")
+        sort = args.get("sort", "last_order")
+        manager = args.get("manager", "")
+        return cls(
+            q=(args.get("q") or "").strip()[:100],
+            status=status if status in {s.value for s in Status} else "",
+            stage=as_int(args.get("stage")),
+            manager=manager if manager == "none" or as_int(manager) is not None else "",
+            city=(args.get("city") or "").strip()[:120],
+            tag=(args.get("tag") or "").strip().lower()[:40],
+            last_from=as_date(args.get("last_from")),
+            last_to=as_date(args.get("last_to")),
+            sort=sort if sort in SORTS else "last_order",
+            desc=args.get("dir", "desc") != "asc",
+            ids=[i for i in (as_int(v) for v in args.getlist("ids")) if i is not None][:10_000]
+            if hasattr(args, "getlist") else [],
+        )
+
+    def to_args(self, **changes) -> dict:
+        """Return the non-default filters as URL arguments, with `changes` applied."""
+        values = {**asdict(self), **changes}
+        out = {}
+        for key, value in values.items():
+            if key == "ids" or value in ("", None, []):
+                continue
+            if key == "desc":
+                if not value:
+                    out["dir"] = "asc"
+                continue
+            if key == "sort" and value == "last_order":
+                continue
+            out[key] = value.isoformat() if isinstance(value, date) else value
+        return out
+
+    @property
+    def active(self) -> bool:
+        return any((self.q, self.status, self.stage, self.manager, self.city, self.tag, self.last_from,
+                    self.last_to, self.ids))
+
+
+def search_words(q: str) -> list[str]:
+    """Split a search into index terms: a phone number becomes its digits."""
+    if _PHONE_LIKE.match(q):
+        digits = re.sub(r"\D", "", q)
+        return [digits] if digits else []
+    return [w.lower() for w in _WORD.findall(q)][:5]
+
+
+def _prefix(column, word: str):
+    # An index range, not LIKE: the same plan on SQLite and PostgreSQL ("C" collation there).
+    return and_(column >= word, column < word + "\U0010ffff")
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def filtered(filters: Filters) -> Select:
+    """Return a SELECT of customer ids matching the filters (no order, no limit)."""
+    query = select(Customer.id)
+    for word in search_words(filters.q):
+        query = query.where(Customer.id.in_(select(SearchTerm.customer_id).where(_prefix(SearchTerm.term, word))))
+    if filters.status:
+        query = query.where(Customer.status == Status(filters.status))
+    if filters.stage is not None:
+        query = query.where(Customer.stage_id == filters.stage)
+    if filters.manager == "none":
+        query = query.where(Customer.manager_id.is_(None))
+    elif filters.manager:
+        query = query.where(Customer.manager_id == int(filters.manager))
+    if filters.city:
+        query = query.where(Customer.city == filters.city)
+    if filters.tag:
+        query = query.where(Customer.id.in_(select(SearchTerm.customer_id).where(SearchTerm.term == "#" + filters.tag)))
+    if filters.last_from:
+        query = query.where(Customer.last_order_at >= _day_start(filters.last_from))
+    if filters.last_to:
+        query = query.where(Customer.last_order_at < _day_start(filters.last_to + timedelta(days=1)))
+    if filters.ids:
+        query = query.where(Customer.id.in_(filters.ids))
+    return query
+
+
+# --- keyset paging ------------------------------------------------------------------------------
+# A cursor is the last row's (sort value, id). Customers without a value (no orders yet) come after
+# all the others in both directions, as a second phase ordered by id; the cursor says which phase.
+
+def encode_cursor(phase: str, value, ident: int) -> str:
+    if isinstance(value, datetime):
+        value = {"dt": value.replace(tzinfo=None).isoformat()}
+    raw = json.dumps([phase, value, ident], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None):
+    """Return (phase, value, id) from a cursor, or None when absent or tampered with."""
+    if not token:
+        return None
+    try:
+        phase, value, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if isinstance(value, dict):
+            value = datetime.fromisoformat(value["dt"])
+        if phase not in ("values", "nulls") or not isinstance(ident, int):
+            return None
+        return phase, value, ident
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+@dataclass
+class Page:
+    customers: list[Customer]
+    next_cursor: str | None
+
+
+def page(filters: Filters, cursor: str | None = None, size: int = PAGE_SIZE) -> Page:
+    """Return one page of customers and the cursor of the next one."""
+    column = SORTS[filters.sort]
+    ids_query = filtered(filters)
+    position = decode_cursor(cursor)
+    nullable = column is not Customer.id and column.nullable
+    order_id = Customer.id.desc() if filters.desc else Customer.id.asc()
+    rows: list[tuple] = []
+
+    if position is None or position[0] == "values":
+        query = ids_query.add_columns(column)
+        if nullable:
+            query = query.where(column.is_not(None))
+        if position is not None:
+            _, value, ident = position
+            key = tuple_(column, Customer.id)
+            query = query.where(key < tuple_(value, ident) if filters.desc else key > tuple_(value, ident))
+        order = column.desc() if filters.desc else column.asc()
+        rows = [("values", r[1], r[0]) for r in db.session.execute(
+            query.order_by(order, order_id).limit(size + 1))]
+    if nullable and len(rows) <= size:
+        query = ids_query.where(column.is_(None))
+        if position is not None and position[0] == "nulls":
+            query = query.where(Customer.id < position[2] if filters.desc else Customer.id > position[2])
+        rows += [("nulls", None, r[0]) for r in db.session.execute(
+            query.order_by(order_id).limit(size + 1 - len(rows)))]
+
+    has_more = len(rows) > size
+    rows = rows[:size]
+    # One more query for the rows' contacts; manager and stage come joined.
+    loaded = {c.id: c for c in db.session.scalars(
+        select(Customer).options(selectinload(Customer.contacts)).where(Customer.id.in_([r[2] for r in rows])))
+    } if rows else {}
+    next_cursor = encode_cursor(*rows[-1]) if has_more and rows else None
+    return Page([loaded[r[2]] for r in rows if r[2] in loaded], next_cursor)
+
+
+def count(filters: Filters, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """Count matching customers up to `cap`; return (count, whether the cap was reached)."""
+    counted = db.session.scalar(select(func.count()).select_from(filtered(filters).limit(cap + 1).subquery()))
+    return min(counted, cap), counted > cap
+
+
+def iter_all(filters: Filters, batch: int = 1000):
+    """Yield every matching customer in list order, a page at a time (exports)."""
+    cursor = None
+    while True:
+        result = page(filters, cursor, batch)
+        yield from result.customers
+        if result.next_cursor is None:
+            return
+        cursor = result.next_cursor
+        db.session.expunge_all()
+
