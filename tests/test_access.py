@@ -7,8 +7,9 @@ import pytest
 from tests.conftest import sign_in
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
-# Settings, users, channels, exports: everything under /settings is the owner's.
+# Settings, users, channels: everything under /settings is the owner's; so are exports.
 OWNER_ONLY_PREFIXES = ("/settings",)
+OWNER_ONLY_ENDPOINTS = {"customers.export"}
 
 
 def _routes(app):
@@ -58,7 +59,7 @@ def test_owner_only_routes_refuse_managers_and_others_admit_them(app_without_csr
         if endpoint in PUBLIC_ENDPOINTS or endpoint == "auth.logout":
             continue
         response = client.open(url, method=method)
-        if url.startswith(OWNER_ONLY_PREFIXES):
+        if url.startswith(OWNER_ONLY_PREFIXES) or endpoint in OWNER_ONLY_ENDPOINTS:
             owner_only += 1
             assert response.status_code == 403, (method, url, response.status_code)
         else:
@@ -67,7 +68,7 @@ def test_owner_only_routes_refuse_managers_and_others_admit_them(app_without_csr
 
 
 def test_owner_reaches_every_page_of_the_navigation(owner_client):
-    for path in ("/dashboard", "/customers", "/funnel", "/lapsed", "/callbacks", "/sequences",
+    for path in ("/dashboard", "/customers/", "/funnel", "/lapsed", "/callbacks", "/sequences",
                  "/inactive", "/settings", "/settings/users/", "/account/"):
         response = owner_client.get(path)
         assert response.status_code == 200, path
