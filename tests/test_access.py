@@ -68,7 +68,7 @@ def test_owner_only_routes_refuse_managers_and_others_admit_them(app_without_csr
 
 
 def test_owner_reaches_every_page_of_the_navigation(owner_client):
-    for path in ("/dashboard", "/customers/", "/funnel", "/lapsed", "/callbacks", "/sequences",
+    for path in ("/dashboard", "/customers", "/funnel", "/lapsed", "/callbacks", "/sequences",
                  "/inactive", "/settings", "/settings/users/", "/account/"):
         response = owner_client.get(path)
         assert response.status_code == 200, path

@@ -34,7 +34,7 @@ def _names(html: str) -> list[str]:
 
 
 def test_list_shows_customers_newest_order_first_and_customers_without_orders_last(owner_client, base):
-    html = owner_client.get("/customers/").get_data(as_text=True)
+    html = owner_client.get("/customers").get_data(as_text=True)
     assert html.index("Anna Ivanova") < html.index("Boris Petrov") < html.index("Clara")
 
 
@@ -49,7 +49,7 @@ def test_list_shows_customers_newest_order_first_and_customers_without_orders_la
     ("zzz", []),
 ])
 def test_search_as_you_type_finds_by_name_phone_email_and_tag(owner_client, base, q, expected):
-    response = owner_client.get("/customers/", query_string={"q": q}, headers={"HX-Request": "true"})
+    response = owner_client.get("/customers", query_string={"q": q}, headers={"HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert "<html" not in html  # htmx gets the results alone
     assert _names(html) == expected
@@ -57,29 +57,29 @@ def test_search_as_you_type_finds_by_name_phone_email_and_tag(owner_client, base
 
 
 def test_filters_combine_and_the_url_round_trips(owner_client, base):
-    html = owner_client.get("/customers/?city=Kazan").get_data(as_text=True)
+    html = owner_client.get("/customers?city=Kazan").get_data(as_text=True)
     assert _names(html) == ["Boris Petrov"]
-    html = owner_client.get("/customers/?tag=vip&last_from=2026-01-01").get_data(as_text=True)
+    html = owner_client.get("/customers?tag=vip&last_from=2026-01-01").get_data(as_text=True)
     assert _names(html) == ["Anna Ivanova"]
-    html = owner_client.get("/customers/?last_to=2025-12-31").get_data(as_text=True)
+    html = owner_client.get("/customers?last_to=2025-12-31").get_data(as_text=True)
     assert _names(html) == ["Boris Petrov"]
-    assert 'value="Kazan"' in owner_client.get("/customers/?city=Kazan").get_data(as_text=True)
+    assert 'value="Kazan"' in owner_client.get("/customers?city=Kazan").get_data(as_text=True)
 
 
 def test_nonsense_filters_are_ignored_not_500(owner_client, base):
     for query in ("status=nope", "stage=abc", "manager=x", "last_from=2026-13-45", "sort=drop+table", "after=garbage"):
-        assert owner_client.get(f"/customers/?{query}").status_code == 200, query
+        assert owner_client.get(f"/customers?{query}").status_code == 200, query
 
 
 def test_sorting_by_name_and_ltv(owner_client, base):
-    html = owner_client.get("/customers/?sort=name&dir=asc").get_data(as_text=True)
+    html = owner_client.get("/customers?sort=name&dir=asc").get_data(as_text=True)
     assert html.index("&lt;script&gt;") < html.index("Anna Ivanova") < html.index("Boris Petrov")
-    html = owner_client.get("/customers/?sort=ltv").get_data(as_text=True)
+    html = owner_client.get("/customers?sort=ltv").get_data(as_text=True)
     assert html.index("Anna Ivanova") < html.index("Boris Petrov")
 
 
 def test_html_in_a_name_is_shown_as_text(owner_client, base):
-    html = owner_client.get("/customers/").get_data(as_text=True)
+    html = owner_client.get("/customers").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Clara" in html
     card = owner_client.get(f"/customers/{base['clara']}").get_data(as_text=True)
@@ -114,7 +114,7 @@ def test_show_more_appends_the_next_rows(owner_client, app):
         for i in range(55):
             customer(f"Many {i:02d}")
         db.session.commit()
-    html = owner_client.get("/customers/?sort=name&dir=asc").get_data(as_text=True)
+    html = owner_client.get("/customers?sort=name&dir=asc").get_data(as_text=True)
     assert "Many 49" in html and "Many 50" not in html
     link = html.split('class="more-row"')[1].split('hx-get="')[1].split('"')[0].replace("&amp;", "&")
     more = owner_client.get(link, headers={"HX-Request": "true"}).get_data(as_text=True)
@@ -245,13 +245,13 @@ def test_merge_moves_orders_timeline_and_contacts_and_removes_the_duplicate(app,
 
 
 def test_bulk_assign_manager_to_selected_customers(app, owner_client, manager, base):
-    token = page_token(owner_client, "/customers/")
+    token = page_token(owner_client, "/customers")
     response = owner_client.post("/customers/bulk/manager", data={
         "csrf_token": token, "manager_id": manager.id, "ids": [base["anna"], base["boris"]]})
     assert "2 customers assigned." in response.get_data(as_text=True)
     assert reload(app, Customer, base["anna"]).manager_id == manager.id
     assert reload(app, Customer, base["clara"]).manager_id is None
-    html = owner_client.get(f"/customers/?manager={manager.id}").get_data(as_text=True)
+    html = owner_client.get(f"/customers?manager={manager.id}").get_data(as_text=True)
     assert _names(html) == ["Anna Ivanova", "Boris Petrov"]
 
 

@@ -57,7 +57,7 @@ def _list_context(filters: customer_list.Filters) -> dict:
     }
 
 
-@bp.get("/")
+@bp.get("")
 def index():
     """List customers, filtered and searched; htmx gets the results alone."""
     filters = customer_list.Filters.from_args(request.args)
