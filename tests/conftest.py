@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,46 @@ def manager_client(app, manager):
 def page_token(client, path: str = "/account/") -> str:
     """Return the CSRF token of a signed-in page, as htmx would send it."""
     return csrf_from(client.get(path).get_data(as_text=True))
+
+
+# --- the browser (Playwright driving the machine's Chromium) ---------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(app):
+    with servers.live_server(app) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab that collects console errors in `page.problems`."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.problems = problems
+    yield page
+    context.close()
+
+
+def browser_sign_in(page, site: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{site}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site}/dashboard")

@@ -3,58 +3,15 @@ users page through htmx, all under the strict CSP with no console errors."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from crm.models import Role
-from tests import servers
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import ARTIFACTS, PASSWORD, browser_sign_in, make_user
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def site(app):
-    with servers.live_server(app) as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.problems = problems
-    yield page
-    context.close()
-
-
-def _sign_in(page, site, email):
-    page.goto(f"{site}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site}/dashboard")
-
-
 def test_owner_signs_in_sees_navigation_and_deactivates_a_manager_without_a_reload(app, site, page, owner, manager):
-    _sign_in(page, site, owner.email)
+    browser_sign_in(page, site, owner.email)
     nav = page.get_by_role("navigation", name="Main")
     for label in ("Customers", "Funnel", "Lapsed", "Call-backs", "Sequences", "Inactive", "Dashboard", "Settings"):
         assert nav.get_by_role("link", name=label, exact=True).is_visible(), label
