@@ -77,10 +77,11 @@ class Customer(db.Model):
     __table_args__ = (
         Index("ix_customers_last_order_at_id", "last_order_at", "id"),
         Index("ix_customers_total_spent_id", "total_spent", "id"),
-        Index("ix_customers_status_id", "status", "id"),
-        Index("ix_customers_manager_id_id", "manager_id", "id"),
-        Index("ix_customers_stage_id_id", "stage_id", "id"),
-        Index("ix_customers_city_id", "city", "id"),
+        # A filter with the default sort (last order) reads its page straight from one of these.
+        Index("ix_customers_status_last_order", "status", "last_order_at", "id"),
+        Index("ix_customers_manager_last_order", "manager_id", "last_order_at", "id"),
+        Index("ix_customers_stage_last_order", "stage_id", "last_order_at", "id"),
+        Index("ix_customers_city_last_order", "city", "last_order_at", "id"),
         Index("ix_customers_sort_name_id", "sort_name", "id"),
         Index("ix_customers_order_count_id", "order_count", "id"),
     )

@@ -83,13 +83,13 @@ def upgrade():
     sa.UniqueConstraint('external_ref', name=op.f('uq_customers_external_ref'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.create_index('ix_customers_city_id', ['city', 'id'], unique=False)
+        batch_op.create_index('ix_customers_city_last_order', ['city', 'last_order_at', 'id'], unique=False)
         batch_op.create_index('ix_customers_last_order_at_id', ['last_order_at', 'id'], unique=False)
-        batch_op.create_index('ix_customers_manager_id_id', ['manager_id', 'id'], unique=False)
+        batch_op.create_index('ix_customers_manager_last_order', ['manager_id', 'last_order_at', 'id'], unique=False)
         batch_op.create_index('ix_customers_order_count_id', ['order_count', 'id'], unique=False)
         batch_op.create_index('ix_customers_sort_name_id', ['sort_name', 'id'], unique=False)
-        batch_op.create_index('ix_customers_stage_id_id', ['stage_id', 'id'], unique=False)
-        batch_op.create_index('ix_customers_status_id', ['status', 'id'], unique=False)
+        batch_op.create_index('ix_customers_stage_last_order', ['stage_id', 'last_order_at', 'id'], unique=False)
+        batch_op.create_index('ix_customers_status_last_order', ['status', 'last_order_at', 'id'], unique=False)
         batch_op.create_index('ix_customers_total_spent_id', ['total_spent', 'id'], unique=False)
 
     op.create_table('import_runs',
@@ -205,13 +205,13 @@ def downgrade():
     op.drop_table('import_runs')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_total_spent_id')
-        batch_op.drop_index('ix_customers_status_id')
-        batch_op.drop_index('ix_customers_stage_id_id')
+        batch_op.drop_index('ix_customers_status_last_order')
+        batch_op.drop_index('ix_customers_stage_last_order')
         batch_op.drop_index('ix_customers_sort_name_id')
         batch_op.drop_index('ix_customers_order_count_id')
-        batch_op.drop_index('ix_customers_manager_id_id')
+        batch_op.drop_index('ix_customers_manager_last_order')
         batch_op.drop_index('ix_customers_last_order_at_id')
-        batch_op.drop_index('ix_customers_city_id')
+        batch_op.drop_index('ix_customers_city_last_order')
 
     op.drop_table('customers')
     op.drop_table('api_tokens')
