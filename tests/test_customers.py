@@ -123,7 +123,7 @@ def test_show_more_appends_the_next_rows(owner_client, app):
 
 
 def test_count_is_capped_instead_of_counting_the_whole_base(app, owner_client, base):
-    assert "3 customers" in owner_client.get("/customers/count").get_data(as_text=True)
+    assert "3 customers" in owner_client.get("/customers/count", headers={"HX-Request": "true"}).get_data(as_text=True)
     with app.app_context():
         assert customer_list.count(customer_list.Filters(), cap=2) == (2, True)
 
@@ -246,7 +246,7 @@ def test_merge_moves_orders_timeline_and_contacts_and_removes_the_duplicate(app,
 
 def test_bulk_assign_manager_to_selected_customers(app, owner_client, manager, base):
     token = page_token(owner_client, "/customers")
-    response = owner_client.post("/customers/bulk/manager", data={
+    response = owner_client.post("/customers/bulk/manager", headers={"HX-Request": "true"}, data={
         "csrf_token": token, "manager_id": manager.id, "ids": [base["anna"], base["boris"]]})
     assert "2 customers assigned." in response.get_data(as_text=True)
     assert reload(app, Customer, base["anna"]).manager_id == manager.id
@@ -272,3 +272,13 @@ def test_export_is_owner_only_utf8_bom_and_formula_safe(app, owner_client, manag
     filtered = list(csv.reader(io.StringIO(owner_client.get("/customers/export.csv?city=Moscow").get_data()
                                            .decode("utf-8-sig"))))
     assert [r[1] for r in filtered[1:]] == ["Anna Ivanova"]
+
+
+def test_fragment_urls_render_a_whole_page_when_opened_directly(owner_client, base):
+    cid = base["anna"]
+    for path in (f"/customers/{cid}/timeline", f"/customers/{cid}/header", f"/customers/{cid}/orders",
+                 f"/customers/{cid}/fields/city"):
+        response = owner_client.get(path, follow_redirects=True)
+        assert response.status_code == 200 and "<html" in response.get_data(as_text=True), path
+    response = owner_client.get("/customers/count?city=Kazan")
+    assert response.status_code == 302 and response.location == "/customers?city=Kazan"

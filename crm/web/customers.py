@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -72,6 +72,8 @@ def index():
 def count():
     """Count the customers matching the filters (up to a cap), loaded after the list."""
     filters = customer_list.Filters.from_args(request.args)
+    if not _partial_wanted():
+        return redirect(url_for("customers.index", **filters.to_args()))
     total, capped = customer_list.count(filters)
     return render_template("customers/_count.html", total=total, capped=capped, filters=filters)
 
@@ -181,6 +183,8 @@ def _field_error(customer_id, spec, raw, version, message, status):
 @bp.get("/<int:customer_id>/header")
 def header(customer_id: int):
     """Return the card's header (refreshed after edits)."""
+    if not _partial_wanted():
+        return redirect(url_for("customers.card", customer_id=customer_id))
     return render_template("customers/_header.html", customer=_customer_or_404(customer_id),
                            today=clock.team_today())
 
@@ -189,6 +193,8 @@ def header(customer_id: int):
 def show_timeline(customer_id: int):
     """Return the timeline, or its next page when `before` is given."""
     customer = _customer_or_404(customer_id)
+    if not _partial_wanted():
+        return redirect(url_for("customers.card", customer_id=customer.id))
     before = request.args.get("before", type=int)
     entries = timeline.entries_page(customer.id, before)
     if before:
@@ -200,6 +206,8 @@ def show_timeline(customer_id: int):
 def show_orders(customer_id: int):
     """Return the next page of the order history."""
     customer = _customer_or_404(customer_id)
+    if not _partial_wanted():
+        return redirect(url_for("customers.card", customer_id=customer.id))
     orders = timeline.orders_page(customer.id, request.args.get("before", type=int))
     return render_template("customers/_order_rows.html", customer=customer, orders=orders)
 
@@ -280,6 +288,9 @@ def bulk_manager():
     except FieldError as error:
         db.session.rollback()
         message = error.message
+    if not _partial_wanted():
+        flash(message, "info")
+        return redirect(url_for("customers.index"))
     return render_template("customers/_bulk_result.html", message=message)
 
 
