@@ -56,7 +56,7 @@ def _captured(app, client, paths):
     event.listen(engine, "before_cursor_execute", capture)
     try:
         for path in paths:
-            assert client.get(path).status_code == 200, path
+            assert client.get(path, headers={"HX-Request": "true"}).status_code == 200, path
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     return statements
