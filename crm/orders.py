@@ -6,6 +6,7 @@ whichever way it arrives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -70,10 +71,10 @@ def parse_datetime(raw, tz: str, field_name: str = "placed_at") -> datetime:
             raise FieldError(field_name, str(_l("Not a date: use YYYY-MM-DD or DD.MM.YYYY, optionally with a time.")))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(tz))
-    moment = moment.astimezone(UTC)
-    if moment.year < 1990 or moment > datetime.now(UTC).replace(year=datetime.now(UTC).year + 1):
+    # Checked before converting: year 1 with a positive offset does not exist in UTC.
+    if moment.year < 1990 or moment.year > datetime.now(UTC).year + 1:
         raise FieldError(field_name, str(_l("The date is out of range.")))
-    return moment
+    return moment.astimezone(UTC)
 
 
 def parse_amount(raw, currency: str, field_name: str = "amount") -> int:
@@ -91,6 +92,8 @@ def parse_amount(raw, currency: str, field_name: str = "amount") -> int:
         raise FieldError(field_name, str(_l("Enter an amount, e.g. 1234.50.")))
     if value < 0:
         raise FieldError(field_name, str(_l("The amount cannot be negative.")))
+    if value.adjusted() > 13:  # before scaling: "1e999999999" must not reach the arithmetic
+        raise FieldError(field_name, str(_l("Too many decimal places or too large.")))
     minor = value.scaleb(get_currency_precision(currency))
     if minor != minor.to_integral_value() or minor > 10**15:
         raise FieldError(field_name, str(_l("Too many decimal places or too large.")))
@@ -99,7 +102,7 @@ def parse_amount(raw, currency: str, field_name: str = "amount") -> int:
 
 def parse_currency(raw, default: str) -> str:
     code = (str(raw).strip().upper() if raw else default)
-    if len(code) != 3 or not code.isalpha():
+    if not re.fullmatch(r"[A-Z]{3}", code):
         raise FieldError("currency", str(_l("Use a three-letter currency code, e.g. RUB.")))
     return code
 
@@ -148,7 +151,8 @@ def parse_order(payload: dict, default_currency: str, tz: str) -> OrderInput:
     if not isinstance(ref, dict):
         raise FieldError("customer", str(_l("Name the customer: id, external_ref, email or phone.")))
     customer_ref = CustomerRef(
-        id=ref.get("id") if isinstance(ref.get("id"), int) else None,
+        # bool is an int in Python, and SQLite refuses integers past 64 bits.
+        id=ref["id"] if type(ref.get("id")) is int and 0 < ref["id"] < 2**63 else None,
         external_ref=str(ref["external_ref"]).strip()[:80] if ref.get("external_ref") else None,
         email=str(ref["email"]) if ref.get("email") else None,
         phone=str(ref["phone"]) if ref.get("phone") else None,

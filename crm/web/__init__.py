@@ -8,9 +8,9 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 
 
 def register_web(app: Flask) -> None:
-    from crm.web import access, account, api, areas, auth, customers, health, tokens, users
+    from crm.web import access, account, api, areas, auth, customers, health, imports, tokens, users
 
-    for module in (auth, account, areas, customers, health, users, tokens, api):
+    for module in (auth, account, areas, customers, health, users, tokens, api, imports):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)
@@ -78,5 +78,10 @@ def _security_headers(response):
 
 def _error_page(error):
     code = getattr(error, "code", 500) or 500
+    if request.path.startswith("/api/"):
+        # API clients get JSON whatever went wrong, even before a blueprint was matched.
+        from flask import jsonify
+
+        return jsonify(errors=[{"message": getattr(error, "name", "Error")}]), code
     template = "errors/_message.html" if request.headers.get("HX-Request") else "errors/page.html"
     return render_template(template, code=code, csrf=isinstance(error, CSRFError)), code
