@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.orm import selectinload
 
 from crm.extensions import db
-from crm.models import Customer, SearchTerm, Status
+from crm.models import Contact, ContactKind, Customer, SearchTerm, Status, User
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -172,8 +172,58 @@ def decode_cursor(token: str | None):
 
 @dataclass
 class Page:
-    customers: list[Customer]
+    ids: list[int]  # in list order
     next_cursor: str | None
+
+    @property
+    def customers(self) -> list[Customer]:
+        """Load the page's customers as entities (with contacts, manager and stage)."""
+        return load(self.ids)
+
+
+def load(ids: list[int]) -> list[Customer]:
+    """Return these customers, in this order, with their contacts loaded in one more query."""
+    if not ids:
+        return []
+    found = {c.id: c for c in db.session.scalars(
+        select(Customer).options(selectinload(Customer.contacts)).where(Customer.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
+@dataclass
+class Row:
+    """What one line of the list shows; read with plain column queries, not entities, because
+    a page of list rows is the hottest read in the app."""
+
+    id: int
+    name: str
+    tags: list[str]
+    city: str | None
+    status: Status
+    manager: str | None
+    order_count: int
+    total_spent: int
+    last_order_at: datetime | None
+    phone: str | None = None
+    email: str | None = None
+
+
+def rows(ids: list[int]) -> list[Row]:
+    """Return the list rows of these customers, in this order (two queries)."""
+    if not ids:
+        return []
+    found = {r.id: Row(*r) for r in db.session.execute(
+        select(Customer.id, Customer.name, Customer.tags, Customer.city, Customer.status, User.name,
+               Customer.order_count, Customer.total_spent, Customer.last_order_at)
+        .outerjoin(User, User.id == Customer.manager_id).where(Customer.id.in_(ids)))}
+    for customer_id, kind, value in db.session.execute(
+            select(Contact.customer_id, Contact.kind, Contact.value)
+            .where(Contact.customer_id.in_(ids), Contact.kind.in_((ContactKind.PHONE, ContactKind.EMAIL)))
+            .order_by(Contact.id)):
+        row = found.get(customer_id)
+        if row is not None and getattr(row, kind.value) is None:
+            setattr(row, kind.value, value)
+    return [found[i] for i in ids if i in found]
 
 
 def page(filters: Filters, cursor: str | None = None, size: int = PAGE_SIZE) -> Page:
@@ -183,7 +233,7 @@ def page(filters: Filters, cursor: str | None = None, size: int = PAGE_SIZE) -> 
     position = decode_cursor(cursor)
     nullable = column is not Customer.id and column.nullable
     order_id = Customer.id.desc() if filters.desc else Customer.id.asc()
-    rows: list[tuple] = []
+    found: list[tuple] = []
 
     if position is None or position[0] == "values":
         query = ids_query.add_columns(column)
@@ -194,23 +244,19 @@ def page(filters: Filters, cursor: str | None = None, size: int = PAGE_SIZE) -> 
             key = tuple_(column, Customer.id)
             query = query.where(key < tuple_(value, ident) if filters.desc else key > tuple_(value, ident))
         order = column.desc() if filters.desc else column.asc()
-        rows = [("values", r[1], r[0]) for r in db.session.execute(
+        found = [("values", r[1], r[0]) for r in db.session.execute(
             query.order_by(order, order_id).limit(size + 1))]
-    if nullable and len(rows) <= size:
+    if nullable and len(found) <= size:
         query = ids_query.where(column.is_(None))
         if position is not None and position[0] == "nulls":
             query = query.where(Customer.id < position[2] if filters.desc else Customer.id > position[2])
-        rows += [("nulls", None, r[0]) for r in db.session.execute(
-            query.order_by(order_id).limit(size + 1 - len(rows)))]
+        found += [("nulls", None, r[0]) for r in db.session.execute(
+            query.order_by(order_id).limit(size + 1 - len(found)))]
 
-    has_more = len(rows) > size
-    rows = rows[:size]
-    # One more query for the rows' contacts; manager and stage come joined.
-    loaded = {c.id: c for c in db.session.scalars(
-        select(Customer).options(selectinload(Customer.contacts)).where(Customer.id.in_([r[2] for r in rows])))
-    } if rows else {}
-    next_cursor = encode_cursor(*rows[-1]) if has_more and rows else None
-    return Page([loaded[r[2]] for r in rows if r[2] in loaded], next_cursor)
+    has_more = len(found) > size
+    found = found[:size]
+    next_cursor = encode_cursor(*found[-1]) if has_more and found else None
+    return Page([r[2] for r in found], next_cursor)
 
 
 def count(filters: Filters, cap: int = COUNT_CAP) -> tuple[int, bool]:
@@ -224,7 +270,7 @@ def iter_all(filters: Filters, batch: int = 1000):
     cursor = None
     while True:
         result = page(filters, cursor, batch)
-        yield from result.customers
+        yield from load(result.ids)
         if result.next_cursor is None:
             return
         cursor = result.next_cursor

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
-from flask_babel import format_currency, format_date, format_datetime, format_number, get_locale
+from flask_babel import format_date, format_datetime, format_number, get_locale
 from flask_wtf.csrf import CSRFError, generate_csrf
 
 
@@ -27,15 +27,17 @@ def register_web(app: Flask) -> None:
 def _money(minor_units: int | None, currency: str | None = None) -> str:
     from flask import current_app
 
+    from crm.web import formatting
+
     if minor_units is None:
         return ""
-    return format_currency(minor_units / 100, currency or current_app.config["TEAM_CURRENCY"])
+    return formatting.money(minor_units, currency or current_app.config["TEAM_CURRENCY"], str(get_locale()))
 
 
 def _phone(e164: str | None) -> str:
-    from crm.contacts import display_phone
+    from crm.web import formatting
 
-    return display_phone(e164) if e164 else ""
+    return formatting.phone(e164) if e164 else ""
 
 
 def _has_endpoint(endpoint: str) -> bool:

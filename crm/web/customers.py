@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
 from crm.figures import days_since
 from crm.models import ContactKind, Customer, Stage, User
+from crm.web import formatting
 from crm.web.access import owner_only
 from crm.web.customer_forms import (
     CHANNEL_LABELS,
@@ -47,10 +49,36 @@ def _partial_wanted() -> bool:
     return bool(htmx) and not htmx.history_restore_request
 
 
+def _row_views(found: list[customer_list.Row]) -> list[dict]:
+    """Turn a page of customers into ready-made strings: a page is hundreds of formatted values,
+    so translations are looked up once and Babel's output is cached (see crm.web.formatting)."""
+    locale, tz = str(get_locale()), current_app.config["TEAM_TIMEZONE"]
+    currency = current_app.config["TEAM_CURRENCY"]
+    statuses = {key: str(label) for key, label in STATUS_LABELS.items()}
+    days_ago, select_label, no_orders = _("%(n)d days ago"), _("Select %(name)s"), _("no orders")
+    today = clock.team_today()
+    rows = []
+    for c in found:
+        phone, email = c.phone, c.email
+        last = formatting.local_date(c.last_order_at, tz) if c.last_order_at else None
+        rows.append({
+            "id": c.id, "name": c.name, "tags": c.tags[:3], "select_label": select_label % {"name": c.name},
+            "phone": formatting.phone(phone) if phone else "", "email": email or "", "city": c.city or "",
+            "status": c.status.value, "status_label": statuses[c.status.value],
+            "manager": c.manager or "", "orders": c.order_count,
+            "ltv": formatting.money(c.total_spent, currency, locale),
+            "last": formatting.day(last, locale) if last else "",
+            "since": days_ago % {"n": (today - last).days} if last else no_orders,
+        })
+    return rows
+
+
 def _list_context(filters: customer_list.Filters) -> dict:
+    page = customer_list.page(filters, request.args.get("after"))
     return {
         "filters": filters,
-        "page": customer_list.page(filters, request.args.get("after")),
+        "page": page,
+        "rows": _row_views(customer_list.rows(page.ids)),
         "stages": db.session.scalars(select(Stage).order_by(Stage.position)).all(),
         "team": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
         "today": clock.team_today(),

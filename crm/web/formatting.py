@@ -1,0 +1,36 @@
+"""Locale-aware formatting for lists of many rows, cached: Babel takes ~50 µs a call, and a page of
+customers makes hundreds of calls, while the values repeat (dates, round amounts, phones)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date as babel_date
+from babel.numbers import format_currency as babel_currency
+from babel.numbers import get_currency_precision
+
+from crm.contacts import display_phone
+
+
+@lru_cache(maxsize=65536)
+def money(minor: int, currency: str, locale: str) -> str:
+    """Format minor units as money in the locale: 123456 RUB -> "1 234,56 ₽"."""
+    return babel_currency(minor / 10 ** get_currency_precision(currency), currency, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def day(value: date, locale: str, form: str = "medium") -> str:
+    return babel_date(value, form, locale=locale)
+
+
+@lru_cache(maxsize=65536)
+def phone(e164: str) -> str:
+    return display_phone(e164)
+
+
+def local_date(moment: datetime, tz: str) -> date:
+    """Return the calendar date of a stored (UTC) moment where the team is."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(tz)).date()
