@@ -282,3 +282,20 @@ def test_fragment_urls_render_a_whole_page_when_opened_directly(owner_client, ba
         assert response.status_code == 200 and "<html" in response.get_data(as_text=True), path
     response = owner_client.get("/customers/count?city=Kazan")
     assert response.status_code == 302 and response.location == "/customers?city=Kazan"
+
+
+def test_a_frequent_filter_walks_the_sort_index_and_finds_the_same_rows(app, monkeypatch):
+    with app.app_context():
+        for i in range(12):
+            c = customer(f"Walker {i:02d}", city="Boston" if i % 4 else "Salem")
+            order(c, utc(2026, 1, 1 + i), str(10 + (i * 7) % 5))
+        db.session.commit()
+        filters = customer_list.Filters(city="Boston", sort="ltv")
+        by_filter_index = customer_list.page(filters, size=4)
+        monkeypatch.setattr(customer_list, "WALK_THRESHOLD", 3)
+        assert customer_list._frequent_filter(filters)
+        walked = customer_list.page(filters, size=4)
+        assert walked.ids == by_filter_index.ids
+        second = customer_list.page(filters, walked.next_cursor, size=4)
+        assert set(second.ids).isdisjoint(walked.ids) and len(second.ids) == 4
+        assert not customer_list._frequent_filter(customer_list.Filters(city="Salem", sort="ltv"))

@@ -82,6 +82,9 @@ class Customer(db.Model):
         Index("ix_customers_manager_last_order", "manager_id", "last_order_at", "id"),
         Index("ix_customers_stage_last_order", "stage_id", "last_order_at", "id"),
         Index("ix_customers_city_last_order", "city", "last_order_at", "id"),
+        # "Who is worth most" within a status or a manager's book: LTV is the other sort that matters.
+        Index("ix_customers_status_ltv", "status", "total_spent", "id"),
+        Index("ix_customers_manager_ltv", "manager_id", "total_spent", "id"),
         Index("ix_customers_sort_name_id", "sort_name", "id"),
         Index("ix_customers_order_count_id", "order_count", "id"),
     )

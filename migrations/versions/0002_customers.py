@@ -90,6 +90,8 @@ def upgrade():
         batch_op.create_index('ix_customers_sort_name_id', ['sort_name', 'id'], unique=False)
         batch_op.create_index('ix_customers_stage_last_order', ['stage_id', 'last_order_at', 'id'], unique=False)
         batch_op.create_index('ix_customers_status_last_order', ['status', 'last_order_at', 'id'], unique=False)
+        batch_op.create_index('ix_customers_status_ltv', ['status', 'total_spent', 'id'], unique=False)
+        batch_op.create_index('ix_customers_manager_ltv', ['manager_id', 'total_spent', 'id'], unique=False)
         batch_op.create_index('ix_customers_total_spent_id', ['total_spent', 'id'], unique=False)
 
     op.create_table('import_runs',
@@ -206,6 +208,8 @@ def downgrade():
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_total_spent_id')
         batch_op.drop_index('ix_customers_status_last_order')
+        batch_op.drop_index('ix_customers_status_ltv')
+        batch_op.drop_index('ix_customers_manager_ltv')
         batch_op.drop_index('ix_customers_stage_last_order')
         batch_op.drop_index('ix_customers_sort_name_id')
         batch_op.drop_index('ix_customers_order_count_id')
