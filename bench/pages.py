@@ -25,7 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,7 +50,7 @@ end
 
 
 def prepare(database_url: str) -> tuple[int, list[str]]:
-    """Ensure the bench owner and a 500-order customer exist; return that customer and search words."""
+    """Ensure the bench owner and a 500-order customer exist; return it, search words and cities."""
     os.environ.update(APP_ENV="development", DATABASE_URL=database_url, SECRET_KEY="bench")
     from sqlalchemy import func, insert, select, text
 
@@ -75,13 +75,16 @@ def prepare(database_url: str) -> tuple[int, list[str]]:
             figures.refresh(heavy)
             db.session.commit()
         names = db.session.scalars(select(Customer.name).where(Customer.id % 997 == 0).limit(40)).all()
+        # The biggest city and a few small ones: a frequent and a rare filter value.
+        cities = [quote(c) for c in db.session.scalars(
+            select(Customer.city).where(Customer.city.is_not(None), Customer.id % 1009 == 0).limit(5)).all()]
         db.session.execute(text("ANALYZE"))
         db.session.commit()
     words = []
     for name in names:
         word = name.split()[-1].lower()
         words += [word[:n] for n in range(2, min(len(word), 6) + 1)]  # typed letter by letter
-    return heavy, words
+    return heavy, words, cities
 
 
 def start_server(database_url: str, redis_url: str, port: int, workers: int) -> subprocess.Popen:
@@ -158,7 +161,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    heavy, words = prepare(args.database_url)
+    heavy, words, cities = prepare(args.database_url)
     redis_url = args.redis_url
     if not redis_url:
         from crm.embedded_redis import ensure_started
@@ -169,8 +172,7 @@ def main() -> None:
         cookie = sign_in(args.port)
         pages = {
             "list, filter status=active": ["/customers?status=active"],
-            "list, filter city + sort by LTV": ["/customers?city=Moscow&sort=ltv",
-                                                "/customers?city=%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0&sort=ltv"],
+            "list, filter city + sort by LTV": [f"/customers?city={city}&sort=ltv" for city in cities],
             "search as you type": [f"/customers?q={w}" for w in words],
             "card with 500 orders": [f"/customers/{heavy}"],
         }
