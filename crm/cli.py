@@ -1,17 +1,21 @@
-"""`flask ...` commands for owners and operators: accounts and demo data."""
+"""`flask ...` commands for owners and operators: accounts, demo data and CSV imports."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from crm import accounts, demo
+from crm import accounts, demo, imports
+from crm.errors import FieldError
 from crm.extensions import db
-from crm.models import Role
+from crm.models import ImportKind, Role
 
 users_cli = AppGroup("users", help="Manage team accounts.")
 demo_cli = AppGroup("demo", help="Demo data for a first look.")
+customers_cli = AppGroup("customers", help="Customers and their orders in bulk.")
 
 
 @users_cli.command("create-owner")
@@ -31,16 +35,77 @@ def create_owner(email: str, name: str, password: str, locale: str) -> None:
 
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
-def seed(if_empty: bool) -> None:
-    """Create the demo accounts."""
+@click.option("--customers", type=click.IntRange(min=0), default=demo.FIRST_RUN_CUSTOMERS, show_default=True,
+              help="Customers to add, with their orders and timeline (0: the demo accounts only).")
+@click.option("--locale", type=click.Choice(sorted(demo.LOCALES)), default=None,
+              help="Names, cities, products and phone numbers of this locale [default: DEFAULT_LOCALE, else en].")
+@click.option("--seed", "random_seed", type=int, default=None, help="Random seed, to make the same base again.")
+def seed(if_empty: bool, customers: int, locale: str | None, random_seed: int | None) -> None:
+    """Create the demo accounts and a demo customer base."""
     if if_empty and demo.has_users():
         click.echo("The database has users already; demo data not seeded.")
         return
-    created = demo.seed_users()
+    locale = locale or demo.default_locale(current_app.config.get("BABEL_DEFAULT_LOCALE"))
+
+    def progress(done: int) -> None:
+        if done % 100_000 == 0:
+            click.echo(f"  {done:,} / {customers:,} customers", err=True)
+
+    report = demo.seed(customers, locale, random_seed, progress=progress)
+    click.echo(f"Demo accounts created: {report.users_created}. Customers: {report.customers:,} ({locale}), "
+               f"orders: {report.orders:,}, seed {report.seed}, in {report.seconds:.1f}s "
+               f"(writing {report.writing:.1f}s, figures {report.figures:.1f}s).")
+
+
+def _delimiter(_ctx, _param, value: str | None) -> str | None:
+    if value is None or value in imports.DELIMITERS.values():
+        return value
+    if value not in imports.DELIMITERS:
+        raise click.BadParameter(f"use one of {', '.join(imports.DELIMITERS)} (or the character itself)")
+    return imports.DELIMITERS[value]
+
+
+@customers_cli.command("import")
+@click.argument("kind", type=click.Choice([kind.value for kind in ImportKind]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD",
+              help="What a column (its name or 1-based number) holds, over the guess from its name; "
+                   "an empty FIELD skips it. Repeat for more columns.")
+@click.option("--encoding", type=click.Choice(sorted(imports.ENCODINGS)),
+              help="Default: UTF-8 when the file is UTF-8, else Windows-1251.")
+@click.option("--delimiter", callback=_delimiter, help="semicolon, comma or tab. Default: detected.")
+@click.option("--source", default=imports.DEFAULT_SOURCE, show_default=True,
+              help="Orders: the system the order ids come from; the same id and source is the same order.")
+def import_csv(kind: str, file: Path, maps: tuple[str, ...], encoding: str | None, delimiter: str | None,
+               source: str) -> None:
+    """Import customers or orders from a CSV file, here rather than in the worker."""
+    fields = imports.FIELDS[ImportKind(kind)]
+    overrides = {}
+    for item in maps:
+        column, equals, field_name = item.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{item!r}: use COLUMN=FIELD, FIELD one of {', '.join(fields)}",
+                                     param_hint="--map")
+        overrides[column.strip()] = field_name.strip()
+    try:
+        run = imports.start(ImportKind(kind), file.name, file.read_bytes(), None, encoding, delimiter)
+        imports.confirm(run, imports.remap(run, overrides), source)
+    except FieldError as error:
+        raise click.UsageError(f"{error.message} (fields: {', '.join(fields)})") from error
     db.session.commit()
-    click.echo(f"Demo accounts created: {len(created)}.")
+    try:
+        run = imports.execute(run.id, imports.Settings.from_config(current_app.config))
+    except Exception as error:
+        raise click.ClickException(f"Import {run.id} failed after {run.processed_rows} rows ({error}); "
+                                   "resume it from the imports page.") from error
+    click.echo(f"Import {run.id}: {run.processed_rows} rows; created {run.created}, updated {run.updated}, "
+               f"unchanged {run.unchanged}, rows with errors {run.error_count}.")
+    for error in run.errors[:20]:
+        where = f"{error['field']}: " if error["field"] else ""
+        click.echo(f"  line {error['line']}: {where}{error['reason']}", err=True)
 
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(customers_cli)

@@ -8,9 +8,9 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 
 
 def register_web(app: Flask) -> None:
-    from crm.web import access, account, api, areas, auth, customers, health, tokens, users
+    from crm.web import access, account, api, areas, auth, customers, health, imports, tokens, users
 
-    for module in (auth, account, areas, customers, health, users, tokens, api):
+    for module in (auth, account, areas, customers, health, users, tokens, api, imports):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)
