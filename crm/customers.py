@@ -117,23 +117,29 @@ def parse_birthday(raw: str | date | None) -> date | None:
 
 # --- search terms -----------------------------------------------------------------------------
 
-def search_terms(customer: Customer) -> set[str]:
-    """Return the words a search can find this customer by."""
-    terms = {word.lower()[:200] for word in _WORD.findall(customer.name)}
-    for contact in customer.contacts:
-        value = contact.value.lower()
+def search_terms_of(name: str, contacts: Iterable[tuple[str, str]], tags: Iterable[str]) -> set[str]:
+    """Return the words a search finds a customer by, from plain values: name words, contacts
+    (kind, value), tags. Bulk loaders call this directly; `search_terms` for an entity."""
+    terms = {word.lower()[:200] for word in _WORD.findall(name)}
+    for kind, raw in contacts:
+        value = raw.lower()
         terms.add(value)
-        if contact.kind in (ContactKind.PHONE, ContactKind.WHATSAPP):
+        if kind in ("phone", "whatsapp"):
             digits = value.lstrip("+")
             terms.add(digits)
             # Numbers are typed without the country code as often as with it.
             terms.update(digits[i:] for i in range(1, 4) if len(digits) - i >= 6)
-        if contact.kind is ContactKind.EMAIL:
+        if kind == "email":
             terms.add(value.split("@", 1)[0])
-    for tag in customer.tags or []:
+    for tag in tags:
         terms.add(tag)
         terms.add("#" + tag)
     return {t for t in terms if t}
+
+
+def search_terms(customer: Customer) -> set[str]:
+    """Return the words a search can find this customer by."""
+    return search_terms_of(customer.name, [(c.kind.value, c.value) for c in customer.contacts], customer.tags or [])
 
 
 def refresh_search_terms(customer: Customer) -> None:

@@ -29,6 +29,7 @@ import phonenumbers
 from sqlalchemy import func, insert, select, text
 
 from crm import accounts, figures
+from crm.customers import search_terms_of
 from crm.extensions import db
 from crm.models import Customer, Role, Stage, User
 
@@ -238,31 +239,11 @@ _TRANSLIT = str.maketrans({
     "я": "ya",
 })
 _NOT_HANDLE = re.compile(r"[^a-z0-9]")
-_WORD = re.compile(r"[\w']+", re.UNICODE)
 
 
 def _handle(word: str) -> str:
     """An ASCII spelling of a name for addresses: "Щукина" -> "shchukina"."""
     return _NOT_HANDLE.sub("", word.lower().translate(_TRANSLIT))
-
-
-def search_terms_of(name: str, contacts: list[tuple[str, str]], tags: list[str]) -> set[str]:
-    """Return the search words of a customer given as plain values, exactly as
-    `crm.customers.search_terms` finds them for a customer object (a test holds them equal)."""
-    terms = {word.lower()[:200] for word in _WORD.findall(name)}
-    for kind, raw in contacts:
-        value = raw.lower()
-        terms.add(value)
-        if kind in ("phone", "whatsapp"):
-            digits = value.lstrip("+")
-            terms.add(digits)
-            terms.update(digits[i:] for i in range(1, 4) if len(digits) - i >= 6)
-        if kind == "email":
-            terms.add(value.split("@", 1)[0])
-    for tag in tags:
-        terms.add(tag)
-        terms.add("#" + tag)
-    return {t for t in terms if t}
 
 
 # --- seeding ----------------------------------------------------------------------------------
