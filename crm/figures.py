@@ -12,7 +12,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select, text
 
@@ -35,9 +36,13 @@ def compute(orders: Iterable[tuple[datetime, int, list[dict]]]) -> dict:
                 "last_order_at": None, "usual_interval_days": None, "expected_next_order_on": None,
                 "favourite_products": [], "favourite_categories": []}
     total = sum(amount for _, amount, _ in rows)
-    gaps = [(b[0] - a[0]).total_seconds() / 86400 for a, b in zip(rows, rows[1:], strict=False)]
-    # Rounded as `rebuild` stores it, so both ways give the same expected date.
-    interval = round(statistics.median(gaps), 2) if gaps else None
+    # Whole seconds and decimal rounding, exactly as `rebuild` does in SQL: floats of days would
+    # round 364.855 down on one side and up on the other.
+    gaps = [_epoch(b[0]) - _epoch(a[0]) for a, b in zip(rows, rows[1:], strict=False)]
+    interval = None
+    if gaps:
+        hundredths = (Decimal(statistics.median(gaps)) / 864).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        interval = int(hundredths) / 100
     last = rows[-1][0]
     products: Counter[str] = Counter()
     categories: Counter[str] = Counter()
@@ -56,10 +61,15 @@ def compute(orders: Iterable[tuple[datetime, int, list[dict]]]) -> dict:
         "first_order_at": rows[0][0],
         "last_order_at": last,
         "usual_interval_days": interval,
-        "expected_next_order_on": (last + timedelta(days=interval)).date() if interval is not None else None,
+        "expected_next_order_on": datetime.fromtimestamp(_epoch(last) + round(interval * 86400), UTC).date()
+        if interval is not None else None,
         "favourite_products": _top(products),
         "favourite_categories": _top(categories),
     }
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
 
 
 def _top(counter: Counter[str]) -> list[str]:
@@ -88,8 +98,8 @@ def days_since(last_order_at: datetime | None, today: date) -> int | None:
 
 _DIALECT = {
     "sqlite": {
-        "days": "(julianday({b}) - julianday({a}))",
-        "plus_days": "date(julianday({t}) + {d})",
+        "days": "(CAST(strftime('%s', {b}) AS INTEGER) - CAST(strftime('%s', {a}) AS INTEGER))",
+        "plus_days": "date(CAST(strftime('%s', {t}) AS INTEGER) + CAST(ROUND({d} * 86400) AS INTEGER), 'unixepoch')",
         "items": "json_each(o.items) AS item",
         "item": "json_extract(item.value, '$.{k}')",
         "qty": "COALESCE(json_extract(item.value, '$.quantity'), 1)",
@@ -98,8 +108,8 @@ _DIALECT = {
         "empty": "'[]'",
     },
     "postgresql": {
-        "days": "(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)",
-        "plus_days": "(({t}) + make_interval(secs => CAST({d} AS double precision) * 86400))::date",
+        "days": "(FLOOR(EXTRACT(EPOCH FROM {b})) - FLOOR(EXTRACT(EPOCH FROM {a})))",
+        "plus_days": "to_timestamp(FLOOR(EXTRACT(EPOCH FROM {t})) + ROUND(CAST({d} AS NUMERIC) * 86400))::date",
         "items": "json_array_elements(o.items) AS item",
         "item": "(item ->> '{k}')",
         "qty": "COALESCE((item ->> 'quantity')::numeric, 1)",
@@ -127,10 +137,11 @@ def rebuild() -> None:
                         MAX(placed_at) AS last_at
                  FROM orders WHERE status = :paid GROUP BY customer_id) AS agg
            WHERE customers.id = agg.customer_id""",
-        # Median of the gaps: the middle one, or the mean of the two middle ones.
+        # Median of the gaps in whole seconds (the middle one, or the mean of the two middle ones),
+        # stored in days rounded half up to hundredths; numeric, since PostgreSQL rounds floats to even.
         """UPDATE customers SET usual_interval_days = med.days,
                expected_next_order_on = {next_on}
-           FROM (SELECT customer_id, ROUND(CAST(AVG(gap) AS NUMERIC), 2) AS days
+           FROM (SELECT customer_id, ROUND(CAST(AVG(gap) AS NUMERIC) / 864.0) / 100.0 AS days
                  FROM (SELECT customer_id, gap,
                               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY gap) AS rn,
                               COUNT(*) OVER (PARTITION BY customer_id) AS cnt

@@ -96,3 +96,19 @@ def test_rebuild_gives_the_same_figures_as_the_per_customer_refresh(monthly_clie
     figures.rebuild()  # twice gives the same
     db.session.expire_all()
     assert {c.id: _figures(c) for c in [monthly_client, *others]} == expected
+
+
+def test_a_median_on_a_half_hundredth_rounds_up_the_same_in_python_and_sql(any_db):
+    c = customer("Yearly Buyer")
+    first = utc(2024, 1, 1)
+    order(c, first, "10")
+    from datetime import timedelta
+
+    order(c, first + timedelta(seconds=31_523_472), "10")  # exactly 364.855 days later
+    assert _figures(c)["usual_interval_days"] == 364.86
+    expected = _figures(c)
+    db.session.commit()
+    figures.rebuild()
+    db.session.commit()
+    db.session.expire_all()
+    assert _figures(c) == expected
