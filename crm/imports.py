@@ -4,8 +4,9 @@ most and a re-run continues after the rows already processed; the writes are ide
 (customers dedupe by external ref, email and phone; orders upsert by source and external id).
 
 Customers go through `crm.customers` row by row: a customer base is thousands of rows and every
-customer deserves the full rules. Orders are set-based (one lookup per key type, one upsert per
-batch), because a shop's order history can be a million rows.
+customer deserves the full rules. Orders are set-based, because a shop's order history can be a
+million rows (bench/import_orders.py): one lookup per key type and one upsert per batch of 50,000,
+the next batch parsed meanwhile by a forked child on the other core, figures rebuilt at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gc
 import io
 import itertools
 import logging
+import multiprocessing
 import re
 import zlib
 from collections import Counter
@@ -373,16 +375,16 @@ def execute(run_id: int, settings: Settings, batch_size: int | None = None) -> I
             db.session.execute(text("PRAGMA cache_size = -65536"))
         importer = (_Customers if run.kind is ImportKind.CUSTOMERS else _Orders)(run, settings, resumed)
         records = itertools.islice(_records(content, run.encoding, run.delimiter), run.processed_rows, None)
-        with _fewer_collections():
-            while batch := list(itertools.islice(records, batch_size or BATCH[run.kind])):
-                rows, errors = importer.parse_batch(batch)
+        batches = _parsed(importer, records, batch_size or BATCH[run.kind])
+        with _fewer_collections(), contextlib.closing(batches) as parsed:
+            for size, rows, errors in parsed:
                 errors = sorted(errors + importer.write(rows), key=lambda e: e["line"])
                 # The run changes once per batch, in one UPDATE: on SQLite every update of the row
                 # rewrites the whole upload stored in it.
                 run.created += importer.counts.pop("created", 0)
                 run.updated += importer.counts.pop("updated", 0)
                 run.unchanged += importer.counts.pop("unchanged", 0)
-                run.processed_rows += len(batch)
+                run.processed_rows += size
                 run.error_count += len(errors)
                 room = MAX_ERRORS - len(run.errors)
                 if room > 0 and errors:
@@ -400,6 +402,43 @@ def execute(run_id: int, settings: Settings, batch_size: int | None = None) -> I
         db.session.commit()
         raise
     return run
+
+
+def _parsed(importer: _Rows, records: Iterator, size: int) -> Iterator[tuple[int, list, list[dict]]]:
+    """Yield (records read, rows, errors) batch by batch.
+
+    Parsing is pure Python and half the work of a big import, so a forked child parses the next
+    batch on another core while this process writes the current one. Without fork (Windows) the
+    batches are parsed here in turn.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        while batch := list(itertools.islice(records, size)):
+            yield (len(batch), *importer.parse_batch(batch))
+        return
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_parse_into, args=(importer, records, size, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        while (item := receiver.recv()) is not None:
+            if isinstance(item, str):
+                raise RuntimeError(item)
+            yield item
+    finally:
+        receiver.close()
+        child.terminate()
+        child.join()
+
+
+def _parse_into(importer: _Rows, records: Iterator, size: int, sender) -> None:
+    # The child: it never touches the database. A full pipe blocks it one batch ahead of the writer.
+    try:
+        while batch := list(itertools.islice(records, size)):
+            sender.send((len(batch), *importer.parse_batch(batch)))
+        sender.send(None)
+    except Exception as exc:  # handed to the writer, which marks the run failed
+        sender.send(f"{type(exc).__name__}: {exc}")
 
 
 @contextlib.contextmanager
@@ -456,7 +495,7 @@ class _Rows:
         self.counts: Counter[str] = Counter()
 
     def parse_batch(self, batch) -> tuple[list, list[dict]]:
-        """Read a batch of records into rows and errors, before anything is written."""
+        """Read a batch of records into rows and errors; touches no database (runs in a child process)."""
         rows, errors = [], []
         for line, cells, problem in batch:
             try:
@@ -673,17 +712,17 @@ class _OrderRow:
     line: int
     values: dict  # the order's columns, as written to the table
     ref: str | None
-    emails: list[str]
-    phones: list[str]
+    email: str | None  # as written; normalised by the writer, which looks customers up by them
+    phone: str | None
     name: str | None
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
     keys: list[tuple[str, str]] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.keys = _keys(self.ref, self.emails, self.phones)
 
 
 UPSERT = ("customer_id", "placed_at", "amount", "currency", "status", "items")
 INSERTED = ("source", "external_id", *UPSERT, "created_at")  # created_at: set once, kept on updates
+SHARED = {"status", "items", "created_at"}  # one object for many rows: converted once per batch
 
 
 class _Orders(_Rows):
@@ -711,9 +750,24 @@ class _Orders(_Rows):
     def write(self, rows: list[_OrderRow]) -> list[dict]:
         """Save the batch's orders and their new customers; return the rows refused."""
         errors: list[dict] = []
-        written = self.upsert(self.resolve(rows, errors))
+        written = self.upsert(self.resolve(self.identify(rows, errors), errors))
         self.record(written)
         return errors
+
+    def identify(self, rows: list[_OrderRow], errors: list[dict]) -> list[_OrderRow]:
+        """Normalise the contacts that name each order's customer; refuse the rows with a malformed one."""
+        # Done by the writer, not the parsing child: the writer waits for the child otherwise.
+        kept = []
+        for row in rows:
+            try:
+                row.emails = [self.contact(ContactKind.EMAIL, row.email, "customer_email")] if row.email else []
+                row.phones = [self.contact(ContactKind.PHONE, row.phone, "customer_phone")] if row.phone else []
+            except FieldError as exc:
+                errors.append(_error(row.line, exc.field, exc.message))
+                continue
+            row.keys = _keys(row.ref, row.emails, row.phones)
+            kept.append(row)
+        return kept
 
     def parse(self, line: int, values: dict[str, str]) -> _OrderRow:
         get = values.get
@@ -721,12 +775,7 @@ class _Orders(_Rows):
         if not external_id or len(external_id) > 80:
             raise FieldError("external_id", str(_l("Give the order's id in your system (at most 80 characters).")))
         currency = self.once(orders.parse_currency, get("currency"), self.settings.currency)
-        items = []
-        if get("item_name"):
-            item = {"name": get("item_name")[:200], "quantity": _quantity(get("quantity"))}
-            if get("item_category"):
-                item["category"] = get("item_category")[:120]
-            items.append(item)
+        items = self.once(_items, get("item_name"), get("item_category"), get("quantity")) if get("item_name") else []
         order = {"source": self.source, "external_id": external_id,
                  "placed_at": orders.parse_datetime(_iso(get("placed_at", "")), self.settings.timezone),
                  "amount": orders.parse_amount(get("amount"), currency), "currency": currency,
@@ -736,9 +785,7 @@ class _Orders(_Rows):
         phone = get("customer_phone")
         if not (ref or email or phone):
             raise FieldError("customer_ref", str(_l("Name the customer: id, email or phone.")))
-        return _OrderRow(line, order, ref[:80] if ref else None,
-                         [self.contact(ContactKind.EMAIL, email, "customer_email")] if email else [],
-                         [self.contact(ContactKind.PHONE, phone, "customer_phone")] if phone else [],
+        return _OrderRow(line, order, ref[:80] if ref else None, email or None, phone or None,
                          get("customer_name") or None)
 
     def resolve(self, rows: list[_OrderRow], errors: list[dict]) -> list[_OrderRow]:
@@ -878,15 +925,22 @@ class _Orders(_Rows):
             keys = compiled.positiontup if compiled.positional else INSERTED
             processors = [_ORDERS.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in keys]
             self.upsert_sql = (str(compiled), compiled.positional, keys, itemgetter(*keys),
-                               [(i, f) for i, f in enumerate(processors) if f is not None])
+                               [(i, f, keys[i] in SHARED) for i, f in enumerate(processors) if f is not None])
         sql, positional, keys, pick, converters = self.upsert_sql
         now = utcnow()
+        converted: dict[tuple[int, int], object] = {}  # by the id of a shared value, alive all batch
         params = []
         for values in rows:
             values["created_at"] = now
             bound = list(pick(values))
-            for index, convert in converters:
-                bound[index] = convert(bound[index])
+            for index, convert, shared in converters:
+                if shared:
+                    key = (index, id(bound[index]))
+                    if key not in converted:
+                        converted[key] = convert(bound[index])
+                    bound[index] = converted[key]
+                else:
+                    bound[index] = convert(bound[index])
             params.append(tuple(bound) if positional else dict(zip(keys, bound, strict=True)))
         db.session.connection().exec_driver_sql(sql, params)
 
@@ -922,6 +976,14 @@ def _iso(raw: str) -> str:
         return raw
     day, month, year, time = match.groups()
     return f"{year}-{int(month):02d}-{int(day):02d}{time}"
+
+
+def _items(name: str, category: str | None, quantity: str | None) -> list[dict]:
+    # One list per distinct product line, shared by the rows that have it (see `_Orders.insert`).
+    item = {"name": name[:200], "quantity": _quantity(quantity)}
+    if category:
+        item["category"] = category[:120]
+    return [item]
 
 
 def _quantity(raw: str | None) -> int | float:
