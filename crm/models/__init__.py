@@ -2,12 +2,14 @@
 
 from crm.models.api_token import ApiToken
 from crm.models.customer import (
+    Behaviour,
     Channel,
     Consent,
     Contact,
     ContactKind,
     Customer,
     Gender,
+    Lapse,
     LeaveReason,
     SearchTerm,
     Stage,
@@ -16,10 +18,12 @@ from crm.models.customer import (
 from crm.models.import_run import ImportKind, ImportRun, ImportState
 from crm.models.interaction import Interaction, Kind
 from crm.models.order import Order, OrderStatus
+from crm.models.segment import RfmCell, Segment, TeamSetting
 from crm.models.user import Role, User
 
 __all__ = [
     "ApiToken",
+    "Behaviour",
     "Channel",
     "Consent",
     "Contact",
@@ -31,12 +35,16 @@ __all__ = [
     "ImportState",
     "Interaction",
     "Kind",
+    "Lapse",
     "LeaveReason",
     "Order",
     "OrderStatus",
+    "RfmCell",
     "Role",
     "SearchTerm",
+    "Segment",
     "Stage",
     "Status",
+    "TeamSetting",
     "User",
 ]

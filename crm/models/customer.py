@@ -46,6 +46,24 @@ class ContactKind(enum.StrEnum):
     WHATSAPP = "whatsapp"
 
 
+class Lapse(enum.StrEnum):
+    """Where a customer stands against their own cadence (see crm.segments)."""
+
+    ON_TRACK = "on_track"
+    LAPSING = "lapsing"
+    LAPSED = "lapsed"
+
+
+class Behaviour(enum.StrEnum):
+    """Behaviour classes, from the customer's own order history (see crm.segments)."""
+
+    FREQUENT = "frequent"
+    PERIODIC = "periodic"
+    STOPPED = "stopped"  # were frequent and stopped
+    RARE = "rare"
+    ONE_OFF = "one_off"
+
+
 class Gender(enum.StrEnum):
     FEMALE = "female"
     MALE = "male"
@@ -87,6 +105,11 @@ class Customer(db.Model):
         Index("ix_customers_manager_ltv", "manager_id", "total_spent", "id"),
         Index("ix_customers_sort_name_id", "sort_name", "id"),
         Index("ix_customers_order_count_id", "order_count", "id"),
+        # The lapsed-client queues: one status of the cadence, most value at risk first.
+        Index("ix_customers_lapse_at_risk", "lapse", "at_risk", "id"),
+        # A cell of the RFM grid or a behaviour class, opened as a list sorted by last order.
+        Index("ix_customers_rfm_last_order", "rfm", "last_order_at", "id"),
+        Index("ix_customers_behaviour_last_order", "behaviour", "last_order_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -128,6 +151,21 @@ class Customer(db.Model):
     expected_next_order_on: Mapped[date | None] = mapped_column(Date)
     favourite_products: Mapped[list[str]] = mapped_column(db.JSON, default=list)
     favourite_categories: Mapped[list[str]] = mapped_column(db.JSON, default=list)
+
+    # Segments, kept by `crm.segments` (the nightly rebuild, and at once when an order arrives).
+    # RFM scores 1-3 (3 is best) and the cell as one number, r*100 + f*10 + m; NULL without orders.
+    r_score: Mapped[int | None] = mapped_column(db.SmallInteger)
+    f_score: Mapped[int | None] = mapped_column(db.SmallInteger)
+    m_score: Mapped[int | None] = mapped_column(db.SmallInteger)
+    rfm: Mapped[int | None] = mapped_column(db.SmallInteger)
+    behaviour: Mapped[Behaviour | None] = mapped_column(_enum(Behaviour))
+    lapse: Mapped[Lapse | None] = mapped_column(_enum(Lapse))
+    # What the team stands to lose (minor units, weighted): ranks the lapsed-client queues.
+    at_risk: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A person put the card on its stage: the rebuild leaves it there.
+    stage_pinned: Mapped[bool] = mapped_column(default=False, server_default=db.false())
+    # Dismissed from the lapsed queues until this day (team's calendar).
+    dismissed_until: Mapped[date | None] = mapped_column(Date)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
