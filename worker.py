@@ -3,16 +3,27 @@
 Each job runs in a forked work horse inside an app context with fresh database connections.
 SIGTERM (what Heroku-like hosts send on deploy) is a warm shutdown: the current job finishes,
 nothing new starts; a second signal or the host's SIGKILL stops it cold.
+
+A clock thread enqueues the periodic jobs (`PERIODIC`): each job decides for itself whether it is
+due and guards against running twice, so several workers each with a clock are safe, and no
+extra process is needed on hosts that charge per process.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import threading
+import time
 
 from rq import Worker
 
-from crm import create_app
+from crm import create_app, tasks
 from crm.extensions import db, redis
+
+# (job, every so many seconds)
+PERIODIC = [(tasks.nightly, 600)]
+log = logging.getLogger(__name__)
 
 
 class AppWorker(Worker):
@@ -30,6 +41,22 @@ class AppWorker(Worker):
                 db.session.remove()
 
 
+def clock(app, stop: threading.Event) -> None:
+    """Enqueue each periodic job when its interval has passed, until `stop` is set."""
+    last: dict = {}
+    while not stop.is_set():
+        now = time.monotonic()
+        for job, every in PERIODIC:
+            if now - last.get(job, -every) >= every:
+                last[job] = now
+                try:
+                    with app.app_context():
+                        redis.queue().enqueue(job, job_timeout=3600, result_ttl=86400)
+                except Exception:  # Redis away for a moment: the next tick tries again
+                    log.exception("could not enqueue %s", job.__name__)
+        stop.wait(10)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="Exit once the queues are empty.")
@@ -40,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     with app.app_context():
         queues = [redis.queue(name) for name in app.config["RQ_QUEUES"]]
         worker = AppWorker(queues, connection=redis.connection)
-    worker.work(with_scheduler=True, burst=args.burst)
+    stop = threading.Event()
+    if not args.burst:
+        threading.Thread(target=clock, args=(app, stop), name="clock", daemon=True).start()
+    try:
+        worker.work(with_scheduler=True, burst=args.burst)
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ def load(env: dict[str, str] | None = None) -> dict:
         "TEAM_CURRENCY": env.get("TEAM_CURRENCY", "USD"),
         # Phone numbers written without a country code are read as this country's.
         "TEAM_COUNTRY": env.get("TEAM_COUNTRY", "US"),
+        # Call-backs for a day fall due when the team's working day starts (team's time zone).
+        "WORKDAY_START_HOUR": int(env.get("WORKDAY_START_HOUR", "9")),
         "BABEL_DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
         "BABEL_DEFAULT_TIMEZONE": env.get("TEAM_TIMEZONE", "UTC"),
         "LANGUAGES": {"en": "English", "ru": "Русский"},

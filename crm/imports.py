@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
-from crm import contacts, customers, figures, orders
+from crm import contacts, customers, figures, orders, segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -956,13 +956,15 @@ class _Orders(_Rows):
             self.recorded.update(fresh)
 
     def finish(self) -> None:
-        """Bring the figures of the customers whose orders changed up to date."""
+        """Bring the figures and segments of the customers whose orders changed up to date."""
         # A resumed run does not know what its first part touched; the rebuild covers everyone.
         if self.resumed or len(self.touched) > REFRESH_LIMIT:
             figures.rebuild()
+            with segments.exclusive(wait=segments.LOCK_SECONDS):
+                segments.rebuild()
         else:
             for cid in sorted(self.touched):
-                figures.refresh(cid)
+                segments.refresh(figures.refresh(cid))
 
 
 _DAY_FIRST = re.compile(r"(\d{1,2})[./](\d{1,2})[./](\d{4})((?: \d{2}:\d{2}(?::\d{2})?)?)")

@@ -16,7 +16,7 @@ from babel.numbers import get_currency_precision
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from crm import contacts, customers, figures
+from crm import contacts, customers, figures, segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Contact, ContactKind, Customer, Kind, Order, OrderStatus, User
@@ -220,9 +220,9 @@ def save_order(order_in: OrderInput, source: str, region: str, acting: User | No
         outcome = "updated"
         if previous_customer != customer.id:
             db.session.flush()
-            figures.refresh(previous_customer)
+            segments.refresh(figures.refresh(previous_customer))
     db.session.flush()
-    figures.refresh(customer.id)
+    segments.refresh(figures.refresh(customer.id))
     customers.record(customer, Kind.ORDER, acting, outcome=outcome, order_id=order.id,
                      external_id=order.external_id, amount=order.amount, currency=order.currency,
                      status=order.status.value, source=source)

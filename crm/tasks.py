@@ -5,10 +5,16 @@ They run inside the app context that `worker.py` sets up for each job.
 
 from __future__ import annotations
 
-from flask import current_app
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from crm import imports
-from crm.extensions import db
+from flask import current_app
+from rq import get_current_job
+
+from crm import clock, imports, segments
+from crm.extensions import db, redis
+
+NIGHTLY_HOUR = 3  # the team's local hour after which the night's rebuild runs
 
 
 def database_ping() -> str:
@@ -22,3 +28,38 @@ def run_import(run_id: int) -> str:
     run = imports.execute(run_id, imports.Settings.from_config(current_app.config))
     db.session.commit()
     return run.state.value if run else "missing"
+
+
+def rebuild_segments() -> dict:
+    """Rebuild totals, segments, statuses and stages for everyone; progress goes to the job's meta."""
+    job = get_current_job()
+
+    def progress(step: str, percent: int) -> None:
+        if job is not None:
+            job.meta.update(step=step, percent=percent)
+            job.save_meta()
+
+    try:
+        with segments.exclusive():
+            report = segments.rebuild(progress=progress)
+            db.session.commit()
+    except segments.RebuildRunning:
+        return {"state": "busy"}
+    return {"state": "done", "seconds": report.seconds, "changed": report.changed}
+
+
+def nightly() -> str:
+    """Run the night's rebuild once per team day, after NIGHTLY_HOUR in the team's time zone.
+
+    The worker's clock enqueues this every few minutes; the Redis key makes sure one run happens
+    per day however many workers there are, and a worker that was down at 3 am catches up."""
+    local = datetime.now(ZoneInfo(current_app.config["TEAM_TIMEZONE"]))
+    if local.hour < NIGHTLY_HOUR:
+        return "too early"
+    key = f"segments:nightly:{clock.team_today().isoformat()}"
+    if not redis.connection.set(key, "1", nx=True, ex=2 * 86400):
+        return "already ran"
+    result = rebuild_segments()
+    if result["state"] == "busy":
+        redis.connection.delete(key)  # try again on the next tick
+    return result["state"]

@@ -1,6 +1,7 @@
 """Typed SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from crm.models.api_token import ApiToken
+from crm.models.callback import CallBack, CallReason
 from crm.models.customer import (
     Behaviour,
     Channel,
@@ -24,6 +25,8 @@ from crm.models.user import Role, User
 __all__ = [
     "ApiToken",
     "Behaviour",
+    "CallBack",
+    "CallReason",
     "Channel",
     "Consent",
     "Contact",

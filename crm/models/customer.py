@@ -163,7 +163,7 @@ class Customer(db.Model):
     # What the team stands to lose (minor units, weighted): ranks the lapsed-client queues.
     at_risk: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # A person put the card on its stage: the rebuild leaves it there.
-    stage_pinned: Mapped[bool] = mapped_column(default=False, server_default=db.false())
+    stage_pinned: Mapped[bool] = mapped_column(default=False, server_default="0")
     # Dismissed from the lapsed queues until this day (team's calendar).
     dismissed_until: Mapped[date | None] = mapped_column(Date)
 

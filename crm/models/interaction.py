@@ -26,6 +26,7 @@ class Kind(enum.StrEnum):
     IMPORT = "import"
     MERGE = "merge"
     CREATED = "created"
+    CALLBACK = "callback"  # put in (or taken out of) a manager's call-back queue
 
 
 class Interaction(db.Model):

@@ -1,0 +1,87 @@
+"""Time the nightly rebuild (totals, RFM, classes, lapse, stages) against one bare GROUP BY.
+
+    python bench/rebuild.py --database-url URL [--runs 3] [--full]
+
+On a seeded base (`flask demo seed --customers 1000000`). Each round times, on the same database:
+  * the floor: `SELECT customer_id, COUNT(*), SUM(amount), MAX(placed_at) FROM orders GROUP BY
+    customer_id`, read to the end;
+  * a "cold" rebuild: the segment columns are cleared first (not timed), so every customer's
+    segments, status and stage are worked out and written, as on the first night;
+  * a "quiet" rebuild straight after: nothing changed, what a night costs when little happened.
+`--full` also times `figures.rebuild()`, the from-scratch recompute of medians and favourites.
+Prints medians and the ratio of each rebuild to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FLOOR = "SELECT customer_id, COUNT(*), SUM(amount), MAX(placed_at) FROM orders GROUP BY customer_id"
+
+
+def timed(work) -> float:
+    began = time.monotonic()
+    work()
+    return time.monotonic() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--full", action="store_true", help="also time the from-scratch figures rebuild")
+    args = parser.parse_args()
+    os.environ.update(DATABASE_URL=args.database_url, APP_ENV="development")
+
+    from sqlalchemy import text
+
+    from crm import create_app, figures, segments
+    from crm.extensions import db
+
+    app = create_app()
+    results: dict[str, list[float]] = {"floor": [], "cold": [], "quiet": [], "full": []}
+    with app.app_context():
+        customers = db.session.scalar(text("SELECT COUNT(*) FROM customers"))
+        orders = db.session.scalar(text("SELECT COUNT(*) FROM orders"))
+        print(f"{db.engine.dialect.name}: {customers:,} customers, {orders:,} orders", flush=True)
+        for run in range(args.runs):
+            results["floor"].append(timed(lambda: db.session.execute(text(FLOOR)).all()))
+            db.session.execute(text("UPDATE customers SET r_score = NULL, f_score = NULL, m_score = NULL, rfm = NULL,"
+                                    " behaviour = NULL, lapse = NULL, at_risk = 0, stage_id = NULL, status = 'active'"))
+            db.session.commit()
+            report = None
+
+            def rebuild():
+                nonlocal report
+                report = segments.rebuild()
+                db.session.commit()
+
+            results["cold"].append(timed(rebuild))
+            print(f"run {run + 1}: floor {results['floor'][-1]:.1f} s, cold {results['cold'][-1]:.1f} s "
+                  f"({report.changed:,} changed; steps {report.steps})", flush=True)
+            results["quiet"].append(timed(rebuild))
+            print(f"run {run + 1}: quiet {results['quiet'][-1]:.1f} s ({report.changed:,} changed; "
+                  f"steps {report.steps})", flush=True)
+            if args.full:
+                def full():
+                    figures.rebuild()
+                    db.session.commit()
+                results["full"].append(timed(full))
+                print(f"run {run + 1}: figures from scratch {results['full'][-1]:.1f} s", flush=True)
+        floor = statistics.median(results["floor"])
+        for name in ("floor", "cold", "quiet", "full"):
+            if results[name]:
+                median = statistics.median(results[name])
+                print(f"{name:6} median {median:6.1f} s  ratio to floor {median / floor:4.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The lapsed-client queues: lapsing and lapsed customers by value at risk, and bulk actions."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from crm import clock, lapsed, rfm, settings
+from crm.errors import FieldError
+from crm.extensions import db, htmx, redis
+from crm.figures import days_since
+from crm.models import Lapse, Role, User
+from crm.web.customer_forms import CHANNEL_LABELS, REASON_LABELS
+from crm.web.segments import BEHAVIOUR_LABELS
+
+bp = Blueprint("lapsed", __name__, url_prefix="/lapsed")
+
+EXCLUDED_CACHE_SECONDS = 300
+
+
+def _team() -> list[User]:
+    return db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
+
+
+def _context(filters: lapsed.QueueFilters, message: str | None = None) -> dict:
+    rows, next_cursor = lapsed.page(filters, request.args.get("after"))
+    config = settings.load()
+    return {
+        "filters": filters, "rows": rows, "next_cursor": next_cursor, "message": message,
+        "today": clock.team_today(), "days_since": days_since, "team": _team(),
+        "groups": {key: config.group_name(key) for key in rfm.GROUPS}, "group_of": rfm.group_of,
+        "behaviour_labels": BEHAVIOUR_LABELS, "channel_labels": CHANNEL_LABELS, "reason_labels": REASON_LABELS,
+        "dismiss_days": lapsed.DISMISS_DAYS, "is_owner": current_user.role is Role.OWNER,
+    }
+
+
+@bp.get("")
+def index():
+    """Show a queue (lapsing or lapsed), most value at risk first."""
+    filters = lapsed.QueueFilters.from_args(request.args)
+    context = _context(filters)
+    if htmx and not htmx.history_restore_request:
+        template = "lapsed/_rows.html" if request.args.get("after") else "lapsed/_results.html"
+        return render_template(template, **context)
+    return render_template("lapsed/index.html", sizes=lapsed.sizes(), **context)
+
+
+@bp.get("/excluded")
+def excluded():
+    """How many of this queue were left out, and why (loaded after the page; cached a few minutes)."""
+    filters = lapsed.QueueFilters.from_args(request.args)
+    key = "lapsed:excluded:" + "&".join(f"{k}={v}" for k, v in sorted(filters.to_args().items()))
+    cached = redis.connection.hgetall(key)
+    if cached:
+        counts = {k.decode(): int(v) for k, v in cached.items()}
+    else:
+        counts = lapsed.exclusion_counts(filters)
+        redis.connection.hset(key, mapping=counts)
+        redis.connection.expire(key, EXCLUDED_CACHE_SECONDS)
+    return render_template("lapsed/_excluded.html", counts=counts, reasons=lapsed.EXCLUSIONS)
+
+
+def _act(work) -> str:
+    try:
+        message = work()
+        db.session.commit()
+        _forget_counts()
+        return message
+    except FieldError as error:
+        db.session.rollback()
+        return error.message
+
+
+def _forget_counts() -> None:
+    for key in redis.connection.scan_iter("lapsed:excluded:*"):
+        redis.connection.delete(key)
+
+
+def _ids() -> list[int]:
+    return [int(v) for v in request.form.getlist("ids") if v.isdigit()]
+
+
+def _after_action(message: str):
+    filters = lapsed.QueueFilters.from_args(request.form)
+    if not htmx:
+        flash(message, "info")
+        return redirect(url_for("lapsed.index", **filters.to_args()))
+    return render_template("lapsed/_results.html", **_context(filters, message))
+
+
+@bp.post("/callbacks")
+def callbacks():
+    """Put the ticked customers in a manager's call-back queue for a day."""
+    def work():
+        try:
+            day = date.fromisoformat(request.form.get("day", ""))
+        except ValueError:
+            day = None
+        added = lapsed.assign_callbacks(_ids(), request.form.get("manager_id"), day, current_user)
+        return _("%(n)d customers added to the call-back queue.", n=added)
+    return _after_action(_act(work))
+
+
+@bp.post("/reason")
+def reason():
+    """Record why the ticked customers left."""
+    return _after_action(_act(lambda: _("Reason recorded for %(n)d customers.", n=lapsed.set_leave_reason(
+        _ids(), request.form.get("reason", ""), current_user))))
+
+
+@bp.post("/dismiss")
+def dismiss():
+    """Leave the ticked customers out of the queues for a while."""
+    return _after_action(_act(lambda: _("%(n)d customers dismissed.", n=lapsed.dismiss(
+        _ids(), request.form.get("days"), current_user))))
+
+
+@bp.app_template_global()
+def lapse_label(value: str) -> str:
+    return _("Lapsing") if value == Lapse.LAPSING.value else _("Lapsed")
+
