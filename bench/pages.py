@@ -1,5 +1,6 @@
-"""Page latency of the customer base at scale: the list with a filter, search as you type, and a
-card with 500 orders, served by gunicorn as in the Procfile, on loopback.
+"""Page latency at scale, served by gunicorn as in the Procfile, on loopback. Page sets (`--pages`):
+`customers` (the list with a filter, search as you type, a card with 500 orders) and `segments`
+(the lapsing and lapsed queues, a filtered queue, the funnel board, the RFM grid).
 
 One user: sequential requests over keep-alive, p50/p95 per page. Sixteen clients: wrk with a Lua
 script (p50/p95/p99, errors). Usage, on a database seeded by `flask demo seed --customers 1000000`:
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200, help="sequential requests per page")
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per page")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pages", choices=["customers", "segments"], default="customers")
     args = parser.parse_args()
 
     heavy, words, cities = prepare(args.database_url)
@@ -171,11 +173,20 @@ def main() -> None:
     try:
         cookie = sign_in(args.port)
         pages = {
-            "list, filter status=active": ["/customers?status=active"],
-            "list, filter city + sort by LTV": [f"/customers?city={city}&sort=ltv" for city in cities],
-            "search as you type": [f"/customers?q={w}" for w in words],
-            "card with 500 orders": [f"/customers/{heavy}"],
-        }
+            "customers": {
+                "list, filter status=active": ["/customers?status=active"],
+                "list, filter city + sort by LTV": [f"/customers?city={city}&sort=ltv" for city in cities],
+                "search as you type": [f"/customers?q={w}" for w in words],
+                "card with 500 orders": [f"/customers/{heavy}"],
+            },
+            "segments": {
+                "lapsed queue": ["/lapsed?lapse=lapsed"],
+                "lapsing queue": ["/lapsed?lapse=lapsing"],
+                "lapsed queue, class + channel": ["/lapsed?lapse=lapsed&behaviour=stopped&channel=email"],
+                "funnel board": ["/funnel"],
+                "RFM grid": ["/segments/rfm"],
+            },
+        }[args.pages]
         print(f"database: {args.database_url}  gunicorn workers: {args.workers}")
         print(f"{'page':34} {'1 user p50':>10} {'p95':>8} | {'16 clients p50':>14} {'p95':>8} {'p99':>8} "
               f"{'req/s':>7} err")

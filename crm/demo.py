@@ -28,7 +28,7 @@ from datetime import date
 import phonenumbers
 from sqlalchemy import func, insert, select, text
 
-from crm import accounts, figures
+from crm import accounts, figures, segments
 from crm.customers import search_terms_of
 from crm.extensions import db
 from crm.models import Customer, Role, Stage, User
@@ -277,7 +277,7 @@ class SeedReport:
     seed: int
     seconds: float  # in all
     writing: float = 0.0  # of which waiting for the database to take the rows
-    figures: float = 0.0  # of which the set-based rebuild of the figures
+    figures: float = 0.0  # of which the set-based rebuild of the figures and segments
 
 
 @dataclass(frozen=True)
@@ -334,6 +334,7 @@ def seed(customers: int = 2000, locale: str = "en", seed: int | None = None,
             writer.finish()
             rebuilding = time.monotonic()
             figures.rebuild()
+            segments.rebuild()
             db.session.commit()
             report.figures = time.monotonic() - rebuilding
         finally:

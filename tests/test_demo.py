@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 from sqlalchemy import func, select, text
 
-from crm import contacts, customers, demo, figures
+from crm import clock, contacts, customers, demo, figures, segments, settings
 from crm.extensions import db
 from crm.models import (
     Consent,
@@ -20,11 +20,11 @@ from crm.models import (
     Customer,
     Interaction,
     Kind,
+    Lapse,
     Order,
     OrderStatus,
     SearchTerm,
     Stage,
-    Status,
     User,
 )
 
@@ -119,15 +119,19 @@ def test_the_base_mixes_cadences_one_off_buyers_and_leads(seeded):
     assert counts[1] > 20 and counts[0] > 0 and max(counts) >= 40
 
 
-def test_stages_follow_the_paid_order_count_and_statuses_stay_active(seeded):
-    stage_of = dict(db.session.execute(select(Stage.id, Stage.key)).all())
+def test_segments_statuses_and_stages_are_worked_out_for_the_seeded_base(seeded):
+    config, today = settings.load(), clock.team_today()
+    bounds = segments.current_bounds(config, today)
+    stage_key = dict(db.session.execute(select(Stage.id, Stage.key)).all())
     for customer in db.session.scalars(select(Customer)):
-        n = customer.order_count
-        expected = "new" if n == 0 else "first_purchase" if n == 1 else "repeat" if n < 4 else "regular"
-        assert stage_of[customer.stage_id] == expected
-        assert customer.status is Status.ACTIVE
-    assert set(stage_of[s] for s in db.session.scalars(select(Customer.stage_id))) == {
-        "new", "first_purchase", "repeat", "regular"}
+        expected = segments.classify(customer, config, bounds, today, None)
+        assert (customer.rfm, customer.behaviour, customer.lapse, customer.at_risk) == (
+            expected.rfm, expected.behaviour, expected.lapse, expected.at_risk)
+        if customer.lapse in (Lapse.LAPSING, Lapse.LAPSED):
+            assert customer.status.value == customer.lapse.value
+            assert stage_key[customer.stage_id] == customer.lapse.value
+    # A demo base shows every part of the product: some on track, some slipping, some gone.
+    assert {c.lapse for c in db.session.scalars(select(Customer))} >= {Lapse.ON_TRACK, Lapse.LAPSING, Lapse.LAPSED}
 
 
 def test_the_card_details_are_filled_in_and_spread_across_the_team(seeded):
