@@ -9,12 +9,20 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
-from sqlalchemy import Select, and_, exists, func, literal_column, select, tuple_
+from babel.numbers import get_currency_precision
+from flask import current_app
+from sqlalchemy import Boolean, Select, and_, cast, exists, func, literal_column, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.functions import FunctionElement
 
+from crm import clock, orders, rfm
+from crm.errors import FieldError
 from crm.extensions import db
-from crm.models import Contact, ContactKind, Customer, SearchTerm, Status, User
+from crm.models import Behaviour, Contact, ContactKind, Customer, Gender, SearchTerm, Status, User
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -29,6 +37,8 @@ SORTS = {
     "orders": Customer.order_count,
     "created": Customer.id,
 }
+MAX_AGE = 130
+MAX_ORDERS = 10**9
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{4,}$")
 _WORD = re.compile(r"[\w@.+'-]+", re.UNICODE)
 
@@ -45,6 +55,18 @@ class Filters:
     tag: str = ""
     last_from: date | None = None
     last_to: date | None = None
+    rfm: int | None = None  # one cell of crm.rfm.CELLS
+    rfm_group: str = ""  # a key of crm.rfm.GROUPS
+    behaviour: str = ""
+    gender: str = ""
+    age_from: int | None = None  # years, from the birthday
+    age_to: int | None = None
+    spend_from: Decimal | None = None  # LTV in major units, as the user typed it
+    spend_to: Decimal | None = None
+    orders_from: int | None = None
+    orders_to: int | None = None
+    product: str = ""  # among the customer's favourite products (crm.figures keeps the top few)
+    category: str = ""
     sort: str = "last_order"
     desc: bool = True
     ids: list[int] = field(default_factory=list)  # an explicit selection (bulk actions, export)
@@ -61,12 +83,20 @@ class Filters:
         def as_date(raw):
             try:
                 return date.fromisoformat(raw) if raw else None
-            except ValueError:
+            except (TypeError, ValueError):
                 return None
+
+        def in_range(raw, top):
+            number = as_int(raw)
+            return number if number is not None and 0 <= number <= top else None
+
+        def one_of(raw, allowed):
+            return raw if raw in allowed else ""
 
         status = args.get("status", "")
         sort = args.get("sort", "last_order")
         manager = args.get("manager", "")
+        cell = as_int(args.get("rfm"))
         return cls(
             q=(args.get("q") or "").strip()[:100],
             status=status if status in {s.value for s in Status} else "",
@@ -76,6 +106,18 @@ class Filters:
             tag=(args.get("tag") or "").strip().lower()[:40],
             last_from=as_date(args.get("last_from")),
             last_to=as_date(args.get("last_to")),
+            rfm=cell if cell in rfm.CELLS else None,
+            rfm_group=one_of(args.get("rfm_group"), rfm.GROUPS),
+            behaviour=one_of(args.get("behaviour"), {b.value for b in Behaviour}),
+            gender=one_of(args.get("gender"), {g.value for g in Gender}),
+            age_from=in_range(args.get("age_from"), MAX_AGE),
+            age_to=in_range(args.get("age_to"), MAX_AGE),
+            spend_from=_amount(args.get("spend_from")),
+            spend_to=_amount(args.get("spend_to")),
+            orders_from=in_range(args.get("orders_from"), MAX_ORDERS),
+            orders_to=in_range(args.get("orders_to"), MAX_ORDERS),
+            product=(args.get("product") or "").strip()[:200],
+            category=(args.get("category") or "").strip()[:200],
             sort=sort if sort in SORTS else "last_order",
             desc=args.get("dir", "desc") != "asc",
             ids=[i for i in (as_int(v) for v in args.getlist("ids")) if i is not None][:10_000]
@@ -95,13 +137,69 @@ class Filters:
                 continue
             if key == "sort" and value == "last_order":
                 continue
-            out[key] = value.isoformat() if isinstance(value, date) else value
+            if isinstance(value, date):
+                value = value.isoformat()
+            elif isinstance(value, Decimal):
+                value = format(value, "f")
+            out[key] = value
         return out
 
     @property
     def active(self) -> bool:
-        return any((self.q, self.status, self.stage, self.manager, self.city, self.tag, self.last_from,
-                    self.last_to, self.ids))
+        return any((self.q, self.status, self.stage is not None, self.manager, self.city, self.tag, self.last_from,
+                    self.last_to, self.rfm is not None, self.rfm_group, self.behaviour, self.gender,
+                    self.age_from is not None, self.age_to is not None, self.spend_from is not None,
+                    self.spend_to is not None, self.orders_from is not None, self.orders_to is not None,
+                    self.product, self.category, self.ids))
+
+
+def _precision() -> int:
+    return get_currency_precision(current_app.config["TEAM_CURRENCY"])
+
+
+def _amount(raw) -> Decimal | None:
+    """Read a spend typed in major units ("1 234,50") as order amounts are read; None when it is not one."""
+    if raw in (None, ""):
+        return None
+    try:
+        return Decimal(orders.parse_amount(raw, current_app.config["TEAM_CURRENCY"])) / 10 ** _precision()
+    except FieldError:
+        return None
+
+
+def minor_units(amount: Decimal) -> int:
+    """Return a spend typed in major units as the minor units figures are stored in."""
+    return int(amount * 10 ** _precision())
+
+
+def _years_before(day: date, years: int) -> date:
+    # Someone born on 29 February is a year older on the 28th in a common year.
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+class _listed(FunctionElement):
+    """True when a JSON array column holds this string; compiled for each database below."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_listed)
+def _listed_sqlite(element, compiler, **kw):
+    # Both pieces are compiled SQL: a column name and a bound parameter's placeholder, never user text.
+    column, value = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"  # noqa: S608
+
+
+@compiles(_listed, "postgresql")
+def _listed_postgresql(element, compiler, **kw):
+    # jsonb's key-exists operator: an array's string elements count as keys, and unlike
+    # json_array_elements_text it does not fail on a JSON null or scalar.
+    column, value = element.clauses
+    return compiler.process(cast(column, JSONB).has_key(value), **kw)
 
 
 def search_words(q: str) -> list[str]:
@@ -136,8 +234,11 @@ def _plain(column):
 
 def filtered(filters: Filters, walk_sort_index: bool = False) -> Select:
     """Return a SELECT of customer ids matching the filters (no order, no limit)."""
+    sort_column = SORTS[filters.sort]
+
     def col(column):
-        return _plain(column) if walk_sort_index else column
+        # A range on the sort column itself narrows the walk, so it stays visible.
+        return _plain(column) if walk_sort_index and column is not sort_column else column
 
     query = select(Customer.id)
     words = search_words(filters.q)
@@ -166,6 +267,32 @@ def filtered(filters: Filters, walk_sort_index: bool = False) -> Select:
         query = query.where(Customer.last_order_at >= _day_start(filters.last_from))
     if filters.last_to:
         query = query.where(Customer.last_order_at < _day_start(filters.last_to + timedelta(days=1)))
+    if filters.rfm is not None:
+        query = query.where(col(Customer.rfm) == filters.rfm)
+    if filters.rfm_group:
+        query = query.where(col(Customer.rfm).in_(rfm.cells_of(filters.rfm_group)))
+    if filters.behaviour:
+        query = query.where(col(Customer.behaviour) == Behaviour(filters.behaviour).value)
+    if filters.gender:
+        query = query.where(Customer.gender == Gender(filters.gender))
+    if filters.age_from is not None or filters.age_to is not None:
+        today = clock.team_today()
+        if filters.age_from is not None:
+            query = query.where(Customer.birthday <= _years_before(today, filters.age_from))
+        if filters.age_to is not None:
+            query = query.where(Customer.birthday > _years_before(today, filters.age_to + 1))
+    if filters.spend_from is not None:
+        query = query.where(col(Customer.total_spent) >= minor_units(filters.spend_from))
+    if filters.spend_to is not None:
+        query = query.where(col(Customer.total_spent) <= minor_units(filters.spend_to))
+    if filters.orders_from is not None:
+        query = query.where(col(Customer.order_count) >= filters.orders_from)
+    if filters.orders_to is not None:
+        query = query.where(col(Customer.order_count) <= filters.orders_to)
+    if filters.product:
+        query = query.where(_listed(Customer.favourite_products, filters.product))
+    if filters.category:
+        query = query.where(_listed(Customer.favourite_categories, filters.category))
     if filters.ids:
         query = query.where(Customer.id.in_(filters.ids))
     return query
@@ -289,16 +416,38 @@ def page(filters: Filters, cursor: str | None = None, size: int = PAGE_SIZE) -> 
 WALK_THRESHOLD = 5_000
 
 
+def _sorts_served(filters: Filters) -> list[set[str]]:
+    """For each filter SQLite may look up by an index of its own, the sorts that index also
+    gives in order (a composite index on the filter, then last order or LTV, then id)."""
+    served = []
+    for present, sorts in (
+        (filters.status, {"last_order", "ltv"}),
+        (filters.stage is not None, {"last_order"}),
+        (filters.manager, {"last_order", "ltv"}),
+        (filters.city, {"last_order"}),
+        (filters.rfm is not None, {"last_order"}),
+        # Several cells are several ranges of that index: their union is not in last-order order.
+        (filters.rfm_group, set()),
+        (filters.behaviour, {"last_order"}),
+        (filters.spend_from is not None or filters.spend_to is not None, {"ltv"}),
+        (filters.orders_from is not None or filters.orders_to is not None, {"orders"}),
+    ):
+        if present:
+            served.append(sorts)
+    return served
+
+
 def _frequent_filter(filters: Filters) -> bool:
     """Tell whether a filter matches so many customers that walking the sort index finds a page
     sooner than sorting every match. SQLite cannot know (no per-value statistics) and by default
     sorts all of them: 2 s for a city of 350,000 at a million. PostgreSQL knows on its own."""
     if db.engine.dialect.name != "sqlite" or filters.q or filters.ids:
         return False
-    if not (filters.status or filters.stage is not None or filters.manager or filters.city):
+    served = _sorts_served(filters)
+    if not served:
         return False
-    if filters.sort == "last_order" or (filters.sort == "ltv" and not (filters.stage is not None or filters.city)):
-        return False  # a composite index serves these directly
+    if all(filters.sort in sorts for sorts in served):
+        return False  # whichever of the filters' indexes SQLite picks also gives the order
     probe = select(func.count()).select_from(filtered(filters).limit(_literal(WALK_THRESHOLD + 1)).subquery())
     return db.session.scalar(probe) > WALK_THRESHOLD
 

@@ -154,8 +154,9 @@ def test_bulk_call_back_from_the_page(app, manager_client, manager):
     refused = manager_client.post("/lapsed/callbacks", data={"ids": [ident], "manager_id": manager.id,
                                                              "day": date.today().isoformat()})
     assert refused.status_code == 400  # no CSRF token
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
     done = manager_client.post("/lapsed/callbacks", headers={"HX-Request": "true"}, data={
-        "csrf_token": token, "ids": [ident], "manager_id": manager.id, "day": (date.today() + timedelta(days=1)).isoformat()})
+        "csrf_token": token, "ids": [ident], "manager_id": manager.id, "day": tomorrow})
     assert done.status_code == 200 and "1 customers added" in done.text
     past = manager_client.post("/lapsed/callbacks", headers={"HX-Request": "true"}, data={
         "csrf_token": token, "ids": [ident], "manager_id": manager.id, "day": "2001-01-01"})

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from crm.extensions import db
+from crm.models import Behaviour
 from tests.conftest import sign_in
 from tests.factories import customer, order, utc
 
@@ -25,7 +26,14 @@ PAGES = [
     "/customers?city=Moscow",
     "/customers?tag=vip",
     "/customers?manager=none",
+    # A cell of the RFM grid, a group of cells and a behaviour class, as their pages link to them.
+    "/customers?rfm=333",
+    "/customers?rfm_group=champions",
+    "/customers?behaviour=stopped",
+    "/customers?behaviour=frequent&sort=ltv",
     "/customers/count?q=ann",
+    "/customers/count?rfm_group=champions",
+    "/customers/count?behaviour=stopped",
     "/customers/{id}",
     "/customers/{id}/orders?before={order}",
 ]
@@ -38,6 +46,7 @@ def _seed(app):
         first = order(anna, utc(2026, 1, 1), "10")
         for day in range(2, 25):
             order(anna, utc(2026, 1, day), "10")
+        anna.rfm, anna.behaviour = 333, Behaviour.STOPPED
         for i in range(20):
             customer(f"Person {i}", city="Kazan")
         db.session.commit()

@@ -8,9 +8,25 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 
 
 def register_web(app: Flask) -> None:
-    from crm.web import access, account, api, areas, auth, customers, health, imports, tokens, users
+    from crm.web import (
+        access,
+        account,
+        api,
+        areas,
+        auth,
+        customers,
+        funnel,
+        health,
+        imports,
+        lapsed,
+        segments,
+        settings,
+        tokens,
+        users,
+    )
 
-    for module in (auth, account, areas, customers, health, users, tokens, api, imports):
+    for module in (auth, account, areas, customers, funnel, segments, lapsed, settings, health, users, tokens, api,
+                   imports):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 
-from crm.web.access import owner_only
-
 bp = Blueprint("areas", __name__)
 
 
@@ -29,18 +27,6 @@ def dashboard():
     return _area("dashboard")
 
 
-@bp.get("/funnel")
-def funnel():
-    """Show the funnel stages as a board."""
-    return _area("funnel")
-
-
-@bp.get("/lapsed")
-def lapsed():
-    """List the customers who stopped buying."""
-    return _area("lapsed")
-
-
 @bp.get("/callbacks")
 def callbacks():
     """Show today's call-back queue."""
@@ -57,10 +43,3 @@ def sequences():
 def inactive():
     """List the customers moved to the inactive list."""
     return _area("inactive")
-
-
-@bp.get("/settings")
-@owner_only
-def settings():
-    """Show the team's settings (owners only)."""
-    return _area("settings")

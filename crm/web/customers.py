@@ -9,15 +9,16 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm import clock, customer_list, customers, exports, timeline
+from crm import clock, customer_list, customers, exports, rfm, settings, timeline
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
-from crm.figures import days_since
+from crm.figures import FAVOURITES, days_since
 from crm.models import ContactKind, Customer, Stage, User
 from crm.web import formatting
 from crm.web.access import owner_only
 from crm.web.customer_forms import (
     CHANNEL_LABELS,
+    GENDER_LABELS,
     ORDER_STATUS_LABELS,
     OUTCOME_LABELS,
     REASON_LABELS,
@@ -28,16 +29,27 @@ from crm.web.customer_forms import (
     stage_name,
     team_choices,
 )
+from crm.web.segments import BEHAVIOUR_LABELS, cell_label
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+# Filters shown folded under "More filters" unless one of them is in use.
+MORE_FILTERS = {"rfm", "rfm_group", "behaviour", "gender", "age_from", "age_to", "spend_from", "spend_to",
+                "orders_from", "orders_to", "product", "category"}
 
 
 @bp.context_processor
 def _labels() -> dict:
     return {"status_labels": STATUS_LABELS, "channel_labels": CHANNEL_LABELS, "reason_labels": REASON_LABELS,
             "outcome_labels": OUTCOME_LABELS, "order_status_labels": ORDER_STATUS_LABELS, "stage_name": stage_name,
-            "kinds": ContactKind, "days_since": days_since,
+            "kinds": ContactKind, "days_since": days_since, "stage_label": _stage_label,
             "field_labels": {name: spec.label for name, spec in field_spec().items()}}
+
+
+def _stage_label(stage_id) -> str:
+    """A stage's name for the timeline (a deleted stage shows as its old number)."""
+    stage = db.session.get(Stage, stage_id) if stage_id else None
+    return stage_name(stage) if stage else (f"#{stage_id}" if stage_id else "—")
 
 
 def _customer_or_404(customer_id: int) -> Customer:
@@ -85,6 +97,17 @@ def _list_context(filters: customer_list.Filters) -> dict:
     }
 
 
+def _filter_choices(filters: customer_list.Filters) -> dict:
+    """The choices of the segment filters, only needed by the whole page (not by the results alone)."""
+    names = settings.load()
+    return {
+        "more_filters": not MORE_FILTERS.isdisjoint(filters.to_args()),
+        "rfm_groups": [(key, names.group_name(key)) for key in rfm.GROUPS],
+        "rfm_cells": [(cell, f"{cell_label(cell)} · {names.group_name(rfm.group_of(cell))}") for cell in rfm.CELLS],
+        "behaviour_labels": BEHAVIOUR_LABELS, "gender_labels": GENDER_LABELS, "favourites": FAVOURITES,
+    }
+
+
 @bp.get("")
 def index():
     """List customers, filtered and searched; htmx gets the results alone."""
@@ -93,7 +116,7 @@ def index():
     if _partial_wanted():
         template = "customers/_rows.html" if request.args.get("after") else "customers/_results.html"
         return render_template(template, **context)
-    return render_template("customers/index.html", **context)
+    return render_template("customers/index.html", **context, **_filter_choices(filters))
 
 
 @bp.get("/count")
@@ -136,6 +159,7 @@ def _card_context(customer: Customer, editing: str | None = None) -> dict:
         "entries": timeline.entries_page(customer.id),
         "call_form": CallForm(),
         "today": clock.team_today(),
+        "rfm_group": settings.load().group_name(rfm.group_of(customer.rfm)) if customer.rfm else None,
     }
 
 
