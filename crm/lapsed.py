@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, exists, func, literal_column, not_, or_, select, tuple_
+from sqlalchemy import and_, case, exists, false, func, literal_column, not_, or_, select, tuple_
 
-from crm import clock, customers, rfm
+from crm import clock, customers, rfm, saved_segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -33,6 +33,7 @@ from crm.models import (
     Lapse,
     LeaveReason,
     Role,
+    Segment,
     Status,
     User,
 )
@@ -58,6 +59,7 @@ EXCLUSIONS = {
 @dataclass
 class QueueFilters:
     lapse: str = Lapse.LAPSED.value
+    segment: str = ""  # a saved segment's id
     rfm_group: str = ""
     behaviour: str = ""
     manager: str = ""  # a user id, or "none"
@@ -69,6 +71,7 @@ class QueueFilters:
         manager = args.get("manager", "")
         return cls(
             lapse=lapse if lapse in (Lapse.LAPSING.value, Lapse.LAPSED.value) else Lapse.LAPSED.value,
+            segment=args.get("segment", "") if (args.get("segment") or "").isdigit() else "",
             rfm_group=args.get("rfm_group", "") if args.get("rfm_group") in rfm.GROUPS else "",
             behaviour=args.get("behaviour", "") if args.get("behaviour") in {b.value for b in Behaviour} else "",
             manager=manager if manager == "none" or manager.isdigit() else "",
@@ -110,6 +113,10 @@ def _exclusion(today: date):
 
 def _matching(filters: QueueFilters):
     conditions = [Customer.lapse == filters.lapse]
+    if filters.segment:
+        segment = db.session.get(Segment, int(filters.segment))
+        # A segment deleted meanwhile matches nobody rather than everybody.
+        conditions.append(Customer.id.in_(saved_segments.customer_ids_query(segment)) if segment else false())
     if filters.rfm_group:
         conditions.append(Customer.rfm.in_(rfm.cells_of(filters.rfm_group)))
     if filters.behaviour:

@@ -163,3 +163,15 @@ def test_bulk_call_back_from_the_page(app, manager_client, manager):
     assert "Pick today or a later day." in past.text
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(CallBack)) == 1
+
+
+def test_queue_filtered_by_a_saved_segment(queue, manager):
+    from crm import customer_list, saved_segments
+
+    db.session.get(Customer, queue["middle"]).city = "Tver"
+    db.session.get(Customer, queue["low"]).city = "Tver"
+    segment = saved_segments.create("Tver", customer_list.Filters(city="Tver"), manager)
+    db.session.commit()
+    rows, _ = lapsed.page(lapsed.QueueFilters(segment=str(segment.id)), today=TODAY)
+    assert _names(rows) == ["Middle", "Low"]
+    assert lapsed.page(lapsed.QueueFilters(segment="99999"), today=TODAY)[0] == []

@@ -24,8 +24,10 @@ class Order(db.Model):
     __table_args__ = (
         # Re-importing or re-posting the same order updates it instead of adding a second one.
         UniqueConstraint("source", "external_id", name="uq_orders_source_external_id"),
-        # The card's history and the per-customer figures read orders by customer, newest first.
-        Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
+        # The card's history and the per-customer figures read orders by customer, newest first; with
+        # status and amount in the index too, the rebuild's totals (a GROUP BY over ten million
+        # orders) read the index alone, in customer order, and never touch the table.
+        Index("ix_orders_customer_placed_status_amount", "customer_id", "placed_at", "status", "amount"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

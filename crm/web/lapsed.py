@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from crm import clock, lapsed, rfm, settings
+from crm import clock, lapsed, rfm, saved_segments, settings
 from crm.errors import FieldError
 from crm.extensions import db, htmx, redis
 from crm.figures import days_since
@@ -34,7 +34,8 @@ def _context(filters: lapsed.QueueFilters, message: str | None = None) -> dict:
         "today": clock.team_today(), "days_since": days_since, "team": _team(),
         "groups": {key: config.group_name(key) for key in rfm.GROUPS}, "group_of": rfm.group_of,
         "behaviour_labels": BEHAVIOUR_LABELS, "channel_labels": CHANNEL_LABELS, "reason_labels": REASON_LABELS,
-        "dismiss_days": lapsed.DISMISS_DAYS, "is_owner": current_user.role is Role.OWNER,
+        "dismiss_days": lapsed.DISMISS_DAYS, "segments": saved_segments.listing(),
+        "is_owner": current_user.role is Role.OWNER,
     }
 
 
