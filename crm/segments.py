@@ -119,19 +119,24 @@ def _quantile_cuts():
         ).where(buyers)).one()
         return None if row[0] is None else tuple(row)
     # SQLite has no percentiles; each cut is one read at an offset of an index ((last_order_at, id),
-    # (order_count, id), (total_spent, id)): milliseconds at a million customers.
-    count = db.session.scalar(select(func.count()).select_from(Customer).where(buyers))
+    # (order_count, id), (total_spent, id)), milliseconds at a million customers. No other column
+    # may appear in the query, or every row skipped over is looked up in the table: customers
+    # without orders sort first (0 orders, 0 spent) and are stepped over by the offset instead.
+    everyone = db.session.scalar(select(func.count()).select_from(Customer))
+    count = db.session.scalar(select(func.count()).select_from(Customer).where(Customer.last_order_at.is_not(None)))
     if not count:
         return None
 
-    def at(column, share: float, descending: bool = False):
-        order = column.desc() if descending else column.asc()
-        return db.session.scalar(select(column).where(buyers).order_by(order)
-                                 .offset(min(int(count * share), count - 1)).limit(1))
+    def at(query, share: float, skip: int = 0):
+        return db.session.scalar(query.offset(skip + min(int(count * share), count - 1)).limit(1))
 
-    return (at(Customer.last_order_at, 1 / 3, True), at(Customer.last_order_at, 2 / 3, True),
-            at(Customer.order_count, 1 / 3), at(Customer.order_count, 2 / 3),
-            at(Customer.total_spent, 1 / 3), at(Customer.total_spent, 2 / 3))
+    recent = select(Customer.last_order_at).where(Customer.last_order_at.is_not(None)) \
+        .order_by(Customer.last_order_at.desc())
+    orders = select(Customer.order_count).order_by(Customer.order_count)
+    spent = select(Customer.total_spent).order_by(Customer.total_spent)
+    others = everyone - count
+    return (at(recent, 1 / 3), at(recent, 2 / 3), at(orders, 1 / 3, others), at(orders, 2 / 3, others),
+            at(spent, 1 / 3, others), at(spent, 2 / 3, others))
 
 
 def bounds_for(config: Segmentation, today: date) -> Bounds:
