@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm import saved_segments
@@ -329,10 +330,14 @@ def test_in_the_browser_a_filter_is_saved_counted_renamed_and_deleted_without_pa
 
     row.get_by_role("button", name="Rename").click()
     name = page.get_by_label("Segment name")
+    # htmx focuses the autofocus field once it has wired the swapped-in editor: typing earlier would
+    # let Enter submit the plain form (a page load, which this test is here to catch).
+    expect(name).to_be_focused()
     name.fill("Worth a call")
     name.press("Enter")
     page.locator("table.segments").get_by_role("link", name="Worth a call").wait_for()
     row.get_by_role("button", name="Rename").click()
+    expect(page.get_by_label("Segment name")).to_be_focused()
     page.get_by_label("Segment name").press("Escape")  # leaves the editor unchanged
     page.locator("table.segments").get_by_role("link", name="Worth a call").wait_for()
 
