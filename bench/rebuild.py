@@ -3,8 +3,9 @@
     python bench/rebuild.py --database-url URL [--runs 3] [--full]
 
 On a seeded base (`flask demo seed --customers 1000000`). Each round times, on the same database:
-  * the floor: `SELECT customer_id, COUNT(*), SUM(amount), MAX(placed_at) FROM orders GROUP BY
-    customer_id`, read to the end;
+  * the floor: one bare `GROUP BY customer_id` aggregate of the orders (count, sum of amounts, last
+    order), computed in the database and summed there, so moving a million rows into Python is not
+    counted against the floor;
   * a "cold" rebuild: the segment columns are cleared first (not timed), so every customer's
     segments, status and stage are worked out and written, as on the first night;
   * a "quiet" rebuild straight after: nothing changed, the floor of a night's work;
@@ -26,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FLOOR = "SELECT customer_id, COUNT(*), SUM(amount), MAX(placed_at) FROM orders GROUP BY customer_id"
+FLOOR = ("SELECT SUM(n), SUM(total), MAX(last_at) FROM (SELECT customer_id, COUNT(*) AS n, SUM(amount) AS total,"
+         " MAX(placed_at) AS last_at FROM orders GROUP BY customer_id) AS per_customer")
 
 
 def timed(work) -> float:
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="also time the from-scratch figures rebuild")
+    parser.add_argument("--floor-only", action="store_true", help="time only the floor, --runs times")
     args = parser.parse_args()
     os.environ.update(DATABASE_URL=args.database_url, APP_ENV="development")
 
@@ -60,6 +63,9 @@ def main() -> None:
         print(f"{db.engine.dialect.name}: {customers:,} customers, {orders:,} orders", flush=True)
         for run in range(args.runs):
             results["floor"].append(timed(lambda: db.session.execute(text(FLOOR)).all()))
+            if args.floor_only:
+                print(f"run {run + 1}: floor {results['floor'][-1]:.1f} s", flush=True)
+                continue
             db.session.execute(text("UPDATE customers SET r_score = NULL, f_score = NULL, m_score = NULL, rfm = NULL,"
                                     " behaviour = NULL, lapse = NULL, at_risk = 0, stage_id = NULL, status = 'active'"))
             db.session.commit()

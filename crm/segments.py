@@ -252,12 +252,16 @@ _SQL = {
     "sqlite": {
         "days": "CAST(julianday(:today) - julianday(substr(c.last_order_at, 1, 10)) AS INTEGER)",
         "distinct": "IS NOT",
+        # Keeps a subquery from being merged into the one above, where every use of its columns
+        # would repeat the whole expression (the lapse CASE is read eight times per customer).
+        "fence": "LIMIT -1",
         "json": "json_object",
         "true": "json('true')",
     },
     "postgresql": {
         "days": "(CAST(:today AS date) - CAST(c.last_order_at AS date))",
         "distinct": "IS DISTINCT FROM",
+        "fence": "OFFSET 0",
         "json": "json_build_object",
         "true": "true",
     },
@@ -313,9 +317,9 @@ FROM (
                    c.stage_pinned AS pinned, c.stage_id, c.status AS old_status,
                    c.r_score AS old_r, c.f_score AS old_f, c.m_score AS old_m, c.behaviour AS old_behaviour,
                    c.lapse AS old_lapse, c.at_risk AS old_at_risk
-            FROM customers AS c
-        ) AS base
-    ) AS thresholds
+            FROM customers AS c {fence}
+        ) AS base {fence}
+    ) AS thresholds {fence}
 ) AS scored
 """
 
@@ -366,7 +370,7 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
     }
     # Only ids this module reads from the stages table go into the SQL text; values are bound.
     data_stage_ids = ", ".join(str(int(stages[k])) for k in DATA_STAGES if k in stages) or "-1"
-    classify_sql = _CLASSIFY.format(days=d["days"], data_stage_ids=data_stage_ids)
+    classify_sql = _CLASSIFY.format(days=d["days"], data_stage_ids=data_stage_ids, fence=d["fence"])
     changed = " OR ".join(f"n.{new} {d['distinct']} n.{old}" for new, old in (
         ("r", "old_r"), ("f", "old_f"), ("m", "old_m"), ("behaviour", "old_behaviour"), ("lapse", "old_lapse"),
         ("at_risk", "old_at_risk"), ("status", "old_status"), ("stage_id", "old_stage_id")))
