@@ -413,14 +413,18 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
         session.execute(text("""
             INSERT INTO rfm_cells (rfm, customers, revenue)
             SELECT rfm, COUNT(*), SUM(total) FROM seg_next WHERE rfm IS NOT NULL GROUP BY rfm"""))
+        counts = dict(session.execute(text(
+            "SELECT lapse, COUNT(*) FROM seg_next WHERE lapse IS NOT NULL GROUP BY lapse")).all())
         session.execute(text("DROP TABLE seg_next"))
+        return counts
 
-    step("summary", 95, summary)
+    lapse_counts = step("summary", 95, summary)
     report.seconds = round(time.monotonic() - started, 2)
     report.steps = steps
     row = session.get(TeamSetting, REBUILD_KEY) or TeamSetting(key=REBUILD_KEY)
     row.value = {"finished_at": datetime.now(UTC).isoformat(), "today": today.isoformat(), "seconds": report.seconds,
-                 "changed": report.changed, "rfm_mode": config.rfm_mode, "bounds": asdict(bounds), "steps": steps}
+                 "changed": report.changed, "rfm_mode": config.rfm_mode, "bounds": asdict(bounds), "steps": steps,
+                 "lapse_counts": lapse_counts}
     session.add(row)
     if progress:
         progress("done", 100)

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import demo, segments, settings
+from crm import demo, lapsed, segments, settings
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Behaviour, Customer, Interaction, Kind, Lapse, RfmCell, Stage, Status
@@ -90,6 +90,9 @@ def test_cadence_classes_and_stages_worked_by_hand(base):
         state = _state(base[name])
         assert (state["lapse"], state["behaviour"], state["status"], state["stage_id"]) == (
             lapse, behaviour, status, _stage(stage)), name
+    # The queues' tabs read these counts instead of counting per page view.
+    assert segments.last_rebuild()["lapse_counts"] == {"lapsed": 2, "lapsing": 2, "on_track": 3}
+    assert lapsed.sizes() == {"lapsing": 2, "lapsed": 2}
 
 
 def test_value_at_risk_weights_regular_buyers_and_recoverability(base):
