@@ -130,36 +130,35 @@ def rebuild_totals() -> int:
     paid = OrderStatus.PAID.value
     sqlite = db.engine.dialect.name == "sqlite"
     distinct = "IS NOT" if sqlite else "IS DISTINCT FROM"
-    moment = "DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE"
+    empty = _DIALECT[db.engine.dialect.name]["empty"]
     session = db.session
-    # The totals once, keyed by customer, so both statements below join on a primary key (an
-    # anti-join on ten million orders would otherwise run per customer on PostgreSQL).
+    # The totals once, into a temporary table: CREATE TABLE AS keeps PostgreSQL's parallel scan of the
+    # orders (an INSERT ... SELECT would run it on one core, four times slower here).
     session.execute(text("DROP TABLE IF EXISTS totals_next"))
-    session.execute(text(f"CREATE TEMP TABLE totals_next (customer_id INTEGER PRIMARY KEY, n INTEGER, "
-                         f"total BIGINT, first_at {moment}, last_at {moment})"))
     session.execute(text("""
-        INSERT INTO totals_next SELECT customer_id, COUNT(*), SUM(amount), MIN(placed_at), MAX(placed_at)
+        CREATE TEMP TABLE totals_next AS
+        SELECT customer_id, COUNT(*) AS n, SUM(amount) AS total, MIN(placed_at) AS first_at, MAX(placed_at) AS last_at
         FROM orders WHERE status = :paid GROUP BY customer_id"""), {"paid": paid})
+    session.execute(text("CREATE UNIQUE INDEX totals_next_customer ON totals_next (customer_id)"))
     if not sqlite:
         session.execute(text("ANALYZE totals_next"))
-    zeroed = session.execute(text(f"""
-        UPDATE customers SET order_count = 0, total_spent = 0, average_check = 0, first_order_at = NULL,
-               last_order_at = NULL, usual_interval_days = NULL, expected_next_order_on = NULL,
-               favourite_products = {_DIALECT[db.engine.dialect.name]["empty"]},
-               favourite_categories = {_DIALECT[db.engine.dialect.name]["empty"]}
-        WHERE order_count <> 0
-          AND NOT EXISTS (SELECT 1 FROM totals_next AS t WHERE t.customer_id = customers.id)""")).rowcount  # noqa: S608
-    updated = session.execute(text(f"""
-        UPDATE customers SET order_count = t.n, total_spent = t.total,
-               average_check = CAST(ROUND(t.total * 1.0 / t.n) AS BIGINT),
-               first_order_at = t.first_at, last_order_at = t.last_at
-        FROM totals_next AS t
-        WHERE customers.id = t.customer_id
-          AND (customers.order_count <> t.n OR customers.total_spent <> t.total
-               OR customers.first_order_at {distinct} t.first_at
-               OR customers.last_order_at {distinct} t.last_at)""")).rowcount  # noqa: S608
+    # One pass over the customers finds both kinds of change: totals that differ, and customers
+    # left without paid orders (refunds, merges), who go back to zero.
+    changed = session.execute(text(f"""
+        UPDATE customers SET order_count = COALESCE(d.n, 0), total_spent = COALESCE(d.total, 0),
+               average_check = CASE WHEN d.n IS NULL THEN 0 ELSE CAST(ROUND(d.total * 1.0 / d.n) AS BIGINT) END,
+               first_order_at = d.first_at, last_order_at = d.last_at,
+               usual_interval_days = CASE WHEN d.n IS NULL THEN NULL ELSE customers.usual_interval_days END,
+               expected_next_order_on = CASE WHEN d.n IS NULL THEN NULL ELSE customers.expected_next_order_on END,
+               favourite_products = CASE WHEN d.n IS NULL THEN {empty} ELSE customers.favourite_products END,
+               favourite_categories = CASE WHEN d.n IS NULL THEN {empty} ELSE customers.favourite_categories END
+        FROM (SELECT c.id, t.n, t.total, t.first_at, t.last_at
+              FROM customers AS c LEFT JOIN totals_next AS t ON t.customer_id = c.id
+              WHERE c.order_count <> COALESCE(t.n, 0) OR c.total_spent <> COALESCE(t.total, 0)
+                 OR c.first_order_at {distinct} t.first_at OR c.last_order_at {distinct} t.last_at) AS d
+        WHERE customers.id = d.id""")).rowcount  # noqa: S608
     session.execute(text("DROP TABLE totals_next"))
-    return zeroed + updated
+    return changed
 
 
 def rebuild() -> None:
