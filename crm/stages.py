@@ -25,6 +25,7 @@ from crm.models.user import utcnow
 MAX_NAME = 80  # Stage.name is String(80)
 MAX_STAGES = 20  # a board wider than this is no longer read at a glance
 COLUMN_SIZE = 30  # cards a column shows before its "more" button
+SMALL_BOOK = 2_000  # a manager with at most this many customers is read through the manager index
 # Column totals stop counting here: a column of 500,000 customers is counted in a few milliseconds
 # only because the count reads at most this many index entries.
 COUNT_CAP = 10_000
@@ -76,41 +77,69 @@ def cards(ids: list[int]) -> list[Card]:
     return [found[i] for i in ids if i in found]
 
 
-def _on_stage(stage_id: int, manager: str, *columns) -> Select:
-    """Select these columns of a stage's customers, optionally of one manager ("none": nobody's).
+def _whose(column, manager: str):
+    return column.is_(None) if manager == "none" else column == int(manager)
 
-    Always read through the (stage_id, last_order_at, id) index, the manager checked per row: on
-    the stage and the manager alone SQLite guesses which index to use, and its guess can walk a
-    manager's 600,000 customers to find a column's 30 cards. "+column" hides the manager column
-    from the planner (a no-op on the value, on SQLite and PostgreSQL alike).
+
+def reads_by_manager(manager: str) -> bool:
+    """Tell whether the board reads this manager filter's cards through the manager's index.
+
+    A column filtered by manager meets two indexes, (stage_id, last_order_at, id) and (manager_id,
+    last_order_at, id), and SQLite cannot tell which finds the column's cards sooner (it keeps no
+    per-value statistics): left to guess, it walked a manager's 600,000 customers to fill an empty
+    column. So the board chooses: a book of at most SMALL_BOOK customers is read through the
+    manager's index (no query then reads more than that), a bigger one through the stage's.
     """
-    query = select(*columns).where(Customer.stage_id == stage_id)
-    whose = literal_column("+customers.manager_id", Integer)
-    if manager == "none":
-        query = query.where(whose.is_(None))
-    elif manager:
-        query = query.where(whose == int(manager))
+    if not manager:
+        return False
+    book = select(Customer.id).where(_whose(Customer.manager_id, manager)).limit(SMALL_BOOK + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(book)) <= SMALL_BOOK
+
+
+def _hidden(name: str):
+    # "+column" hides a column from the planner, so that it uses another index than this column's
+    # (a no-op on the value, on SQLite and PostgreSQL alike).
+    return literal_column(f"+customers.{name}", Integer)
+
+
+def _on_stage(stage_id: int, manager: str, *columns, by_manager: bool = False) -> Select:
+    """Select these columns of a stage's customers, optionally of one manager ("none": nobody's),
+    read through the stage's index or, `by_manager`, the manager's (see `reads_by_manager`)."""
+    query = select(*columns).where((_hidden("stage_id") if by_manager else Customer.stage_id) == stage_id)
+    if manager:
+        query = query.where(_whose(Customer.manager_id if by_manager else _hidden("manager_id"), manager))
     return query
 
 
-def column(stage_id: int, after: str | None = None, manager: str = "", size: int = COLUMN_SIZE) -> ColumnPage:
+def _sane(phase: str, value, ident: int) -> bool:
+    # A cursor is read from the URL: a typed one must not reach the database as a bad parameter.
+    return abs(ident) < 2**63 and (phase == "nulls" or isinstance(value, datetime))
+
+
+def column(stage_id: int, after: str | None = None, manager: str = "", size: int = COLUMN_SIZE,
+           by_manager: bool | None = None) -> ColumnPage:
     """Return one page of a stage's cards, most recent buyers first (customers without orders last,
     newest first), the page after the cursor `after`.
 
-    `manager` is a user id as text, "none" for unassigned customers, or "" for everyone. Keyset
-    paging: each page is one range of the stage index, so the 7,000th page of a 200,000-card column
-    costs what the first one does. Cursors are the customers list's (a tampered one starts over).
+    `manager` is a user id as text, "none" for unassigned customers, or "" for everyone;
+    `by_manager` as `reads_by_manager(manager)` says, found out when not given. Keyset paging: each
+    page is one index range, so the 7,000th page of a 200,000-card column costs what the first one
+    does. Cursors are the customers list's (a tampered one starts the column over).
     """
+    if by_manager is None:
+        by_manager = reads_by_manager(manager)
     position = customer_list.decode_cursor(after)
+    if position is not None and not _sane(*position):
+        position = None
     found: list[tuple[str, Card]] = []
     if position is None or position[0] == "values":
-        query = _on_stage(stage_id, manager, *_CARD).where(Customer.last_order_at.is_not(None))
+        query = _on_stage(stage_id, manager, *_CARD, by_manager=by_manager).where(Customer.last_order_at.is_not(None))
         if position is not None:
             query = query.where(tuple_(Customer.last_order_at, Customer.id) < tuple_(position[1], position[2]))
         found = [("values", Card(*row)) for row in db.session.execute(
             query.order_by(Customer.last_order_at.desc(), Customer.id.desc()).limit(size + 1))]
     if len(found) <= size:
-        query = _on_stage(stage_id, manager, *_CARD).where(Customer.last_order_at.is_(None))
+        query = _on_stage(stage_id, manager, *_CARD, by_manager=by_manager).where(Customer.last_order_at.is_(None))
         if position is not None and position[0] == "nulls":
             query = query.where(Customer.id < position[2])
         found += [("nulls", Card(*row)) for row in db.session.execute(
@@ -131,11 +160,26 @@ def count(stage_id: int, cap: int = COUNT_CAP) -> tuple[int, bool]:
 
 def totals(stage_id: int, manager: str = "", cap: int = COUNT_CAP) -> Totals:
     """Count a stage's customers and add up their LTV, reading at most `cap` + 1 of them."""
-    bounded = _on_stage(stage_id, manager, Customer.total_spent).limit(cap + 1).subquery()
+    by_manager = reads_by_manager(manager)
+    bounded = _on_stage(stage_id, manager, Customer.total_spent, by_manager=by_manager).limit(cap + 1).subquery()
     counted, ltv = db.session.execute(
         select(func.count(), func.coalesce(func.sum(bounded.c.total_spent), 0))).one()
     # LTV is never negative, so the sum over the first cap + 1 is a true lower bound of the whole.
     return Totals(min(counted, cap), counted > cap, int(ltv))
+
+
+def _count_totals(stage_ids: list[int], manager: str) -> dict[int, Totals]:
+    if not stage_ids:
+        return {}
+    if not reads_by_manager(manager):
+        return {stage_id: totals(stage_id, manager) for stage_id in stage_ids}
+    # A small book is added up whole, every stage at once, in one pass over the manager's index
+    # (grouped by the hidden stage: else SQLite walks the whole stage index for its order).
+    stage = _hidden("stage_id")
+    found = {stage_id: Totals(n, False, int(ltv)) for stage_id, n, ltv in db.session.execute(
+        select(stage, func.count(), func.coalesce(func.sum(Customer.total_spent), 0))
+        .where(_whose(Customer.manager_id, manager)).group_by(stage))}
+    return {stage_id: found.get(stage_id, Totals(0, False, 0)) for stage_id in stage_ids}
 
 
 def _totals_key(stage_id: int) -> str:
@@ -150,14 +194,14 @@ def board_totals(stage_ids: list[int], manager: str = "") -> dict[int, Totals]:
         for stage_id in stage_ids:
             pipe.hget(_totals_key(stage_id), field)
         kept = pipe.execute()
-    found, counted = {}, {}
+    found = {}
     for stage_id, raw in zip(stage_ids, kept, strict=True):
         # Freshness is checked on each entry: the hash's own expiry moves whenever a field is added.
         entry = json.loads(raw) if raw else None
         if entry and now - entry[3] < TOTALS_SECONDS:
             found[stage_id] = Totals(*entry[:3])
-        else:
-            found[stage_id] = counted[stage_id] = totals(stage_id, manager)
+    counted = _count_totals([stage_id for stage_id in stage_ids if stage_id not in found], manager)
+    found.update(counted)
     if counted:
         with redis.connection.pipeline(transaction=False) as pipe:
             for stage_id, total in counted.items():
@@ -191,10 +235,8 @@ def move_customer(customer: Customer, stage_id: int, acting: User | None) -> boo
     customer.stage_id = stage.id
     # A person placed the card: the nightly rebuild leaves pinned cards where they are.
     customer.stage_pinned = True
-    # Shaped as the rebuild's own stage entries (crm.segments); the body keeps the names as they
-    # were, readable after a stage is renamed or removed.
-    record(customer, Kind.STAGE, acting, body=f"{before.name if before else '—'} → {stage.name}",
-           before=before.id if before else None, after=stage.id)
+    # Shaped as the rebuild's own stage entries (crm.segments), without their "auto".
+    record(customer, Kind.STAGE, acting, before=before.id if before else None, after=stage.id)
     return True
 
 
@@ -266,10 +308,10 @@ def delete_stage(stage: Stage, move_to_id: int | None, acting: User | None) -> i
         # timeline, one UPDATE moves them. Their pins stay as they were.
         data = {"before": stage.id, "after": target.id, "deleted": True}
         db.session.execute(insert(Interaction).from_select(
-            ["customer_id", "kind", "at", "user_id", "body", "data"],
+            ["customer_id", "kind", "at", "user_id", "data"],
             select(Customer.id, literal(Kind.STAGE.value), literal(utcnow(), Interaction.at.type),
                    literal(acting.id if acting else None, Interaction.user_id.type),
-                   literal(f"{stage.name} → {target.name}"), literal(data, Interaction.data.type))
+                   literal(data, Interaction.data.type))
             .where(Customer.stage_id == stage.id)))
         moved = db.session.execute(
             update(Customer).where(Customer.stage_id == stage.id).values(stage_id=target.id)

@@ -69,12 +69,17 @@ def _partial_wanted() -> bool:
     return bool(htmx) and not htmx.history_restore_request
 
 
+def _row_or_404(model, ident: int | None):
+    # Ids past 64 bits come from typed URLs, not from pages: the database driver would refuse them.
+    return (db.session.get(model, ident) if ident and 0 < ident < 2**63 else None) or abort(404)
+
+
 def _stage_or_404(stage_id: int | None) -> Stage:
-    return (db.session.get(Stage, stage_id) if stage_id else None) or abort(404)
+    return _row_or_404(Stage, stage_id)
 
 
 def _customer_or_404(customer_id: int | None) -> Customer:
-    return (db.session.get(Customer, customer_id) if customer_id else None) or abort(404)
+    return _row_or_404(Customer, customer_id)
 
 
 def _whose(values) -> tuple[str, str]:
@@ -85,7 +90,7 @@ def _whose(values) -> tuple[str, str]:
     raw = (values.get("manager") or "").strip()
     if raw == "mine":
         return raw, str(current_user.id)
-    if raw == "none" or raw.isdigit():
+    if raw == "none" or (raw.isdigit() and len(raw) < 19):
         return raw, raw
     return "", ""
 
@@ -93,9 +98,10 @@ def _whose(values) -> tuple[str, str]:
 def _board_context(whose: str, manager: str) -> dict:
     board = stages.ordered()
     totals = stages.board_totals([stage.id for stage in board], manager)
+    by_manager = stages.reads_by_manager(manager)
     columns = []
     for stage in board:
-        page = stages.column(stage.id, manager=manager)
+        page = stages.column(stage.id, manager=manager, by_manager=by_manager)
         columns.append((stage, totals[stage.id], _card_views(page.cards), page.next_cursor))
     return {
         "columns": columns,
