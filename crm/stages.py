@@ -142,8 +142,10 @@ def column(stage_id: int, after: str | None = None, manager: str = "", size: int
         query = _on_stage(stage_id, manager, *_CARD, by_manager=by_manager).where(Customer.last_order_at.is_(None))
         if position is not None and position[0] == "nulls":
             query = query.where(Customer.id < position[2])
+        # Ordered by the (NULL) last order too, so PostgreSQL reads the rows in the index's order;
+        # by id alone it fetches the whole group and sorts it (120 ms for 38,000 "new" customers).
         found += [("nulls", Card(*row)) for row in db.session.execute(
-            query.order_by(Customer.id.desc()).limit(size + 1 - len(found)))]
+            query.order_by(Customer.last_order_at.desc(), Customer.id.desc()).limit(size + 1 - len(found)))]
     page = [card for _, card in found[:size]]
     if len(found) <= size:
         return ColumnPage(page, None)
