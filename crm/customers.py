@@ -369,6 +369,9 @@ def merge(keep: Customer, drop: Customer, acting: User) -> Customer:
     db.session.delete(drop)
     db.session.flush()
     refresh_search_terms(keep)
-    figures.refresh(keep.id)
+    # Imported here: crm.segments writes its status and stage changes through this module.
+    from crm import segments
+
+    segments.refresh(figures.refresh(keep.id))
     record(keep, Kind.MERGE, acting, merged_id=dropped_id, merged_name=dropped_name)
     return keep
