@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 
+from flask import g
 from redis.exceptions import LockError
 from sqlalchemy import func, select, text
 
@@ -220,11 +221,15 @@ def classify(customer: Customer, config: Segmentation, bounds: Bounds, today: da
 def refresh(customer: Customer, config: Segmentation | None = None, today: date | None = None) -> Customer:
     """Re-derive one customer's segments, status and automatic stage now (after an order, say);
     status and stage changes go on the timeline as the rebuild's do."""
-    config = config or settings.load()
     today = today or clock.team_today()
-    stages = _stage_ids()
+    # Settings, stages and cut points once per request or job: an API batch refreshes a thousand.
+    cached = g.get("segments_context")
+    if cached is None or cached[0] != today or (config is not None and cached[1] != config):
+        config = config or settings.load()
+        cached = g.segments_context = (today, config, _stage_ids(), current_bounds(config, today))
+    _, config, stages, bounds = cached
     keys = {ident: key for key, ident in stages.items()}
-    result = classify(customer, config, current_bounds(config, today), today, keys.get(customer.stage_id))
+    result = classify(customer, config, bounds, today, keys.get(customer.stage_id))
     for name in ("r_score", "f_score", "m_score", "rfm", "behaviour", "lapse", "at_risk"):
         setattr(customer, name, getattr(result, name))
     if customer.status in CADENCE_STATUSES:
@@ -426,6 +431,7 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
                  "changed": report.changed, "rfm_mode": config.rfm_mode, "bounds": asdict(bounds), "steps": steps,
                  "lapse_counts": lapse_counts}
     session.add(row)
+    g.pop("segments_context", None)  # new cut points for the refreshes that follow
     if progress:
         progress("done", 100)
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from flask import g
 from flask_babel import lazy_gettext as _l
 
 from crm import rfm
@@ -104,6 +105,7 @@ def save(settings: Segmentation) -> Segmentation:
     row = db.session.get(TeamSetting, KEY) or TeamSetting(key=KEY)
     row.value = asdict(settings)
     db.session.add(row)
+    g.pop("segments_context", None)  # crm.segments keeps the settings for a request or job
     return settings
 
 
