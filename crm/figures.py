@@ -119,29 +119,35 @@ _DIALECT = {
 }
 
 
-def rebuild_totals() -> int:
-    """Bring every customer's count, spend, average check and first/last order in line with the
-    paid orders: one GROUP BY over the orders, and only customers whose totals differ are written.
-
-    The nightly rebuild runs this as a safety net. The median interval and the favourites need the
-    orders in sequence per customer (a window over ten million rows, minutes on SQLite); they only
-    change when orders do, so `refresh` and the imports keep them and `rebuild` redoes them in full.
-    Returns how many customers changed."""
-    paid = OrderStatus.PAID.value
-    sqlite = db.engine.dialect.name == "sqlite"
-    distinct = "IS NOT" if sqlite else "IS DISTINCT FROM"
-    empty = _DIALECT[db.engine.dialect.name]["empty"]
+def build_totals() -> None:
+    """Fill the temporary table `totals_next` (customer_id, n, total, first_at, last_at) from the paid
+    orders; the caller drops it. CREATE TABLE AS keeps PostgreSQL's parallel scan of the orders (an
+    INSERT ... SELECT would run it on one core, four times slower here)."""
     session = db.session
-    # The totals once, into a temporary table: CREATE TABLE AS keeps PostgreSQL's parallel scan of the
-    # orders (an INSERT ... SELECT would run it on one core, four times slower here).
     session.execute(text("DROP TABLE IF EXISTS totals_next"))
     session.execute(text("""
         CREATE TEMP TABLE totals_next AS
         SELECT customer_id, COUNT(*) AS n, SUM(amount) AS total, MIN(placed_at) AS first_at, MAX(placed_at) AS last_at
-        FROM orders WHERE status = :paid GROUP BY customer_id"""), {"paid": paid})
+        FROM orders WHERE status = :paid GROUP BY customer_id"""), {"paid": OrderStatus.PAID.value})
     session.execute(text("CREATE UNIQUE INDEX totals_next_customer ON totals_next (customer_id)"))
-    if not sqlite:
+    if db.engine.dialect.name != "sqlite":
         session.execute(text("ANALYZE totals_next"))
+
+
+def rebuild_totals() -> int:
+    """Bring every customer's count, spend, average check and first/last order in line with the
+    paid orders: one GROUP BY over the orders, and only customers whose totals differ are written.
+
+    `rebuild` starts with this (the nightly rebuild does the same inside its one pass over the
+    customers, crm.segments). The median interval and the favourites need the
+    orders in sequence per customer (a window over ten million rows, minutes on SQLite); they only
+    change when orders do, so `refresh` and the imports keep them and `rebuild` redoes them in full.
+    Returns how many customers changed."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    distinct = "IS NOT" if sqlite else "IS DISTINCT FROM"
+    empty = _DIALECT[db.engine.dialect.name]["empty"]
+    session = db.session
+    build_totals()
     # One pass over the customers finds both kinds of change: totals that differ, and customers
     # left without paid orders (refunds, merges), who go back to zero.
     changed = session.execute(text(f"""

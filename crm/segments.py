@@ -255,19 +255,21 @@ def _stage_ids() -> dict[str, int]:
 
 _SQL = {
     "sqlite": {
-        "days": "CAST(julianday(:today) - julianday(substr(c.last_order_at, 1, 10)) AS INTEGER)",
+        "days": "CAST(julianday(:today) - julianday(substr(t.last_at, 1, 10)) AS INTEGER)",
         "distinct": "IS NOT",
         # Keeps a subquery from being merged into the one above, where every use of its columns
         # would repeat the whole expression (the lapse CASE is read eight times per customer).
         "fence": "LIMIT -1",
         "json": "json_object",
+        "empty": "'[]'",
         "true": "json('true')",
     },
     "postgresql": {
-        "days": "(CAST(:today AS date) - CAST(c.last_order_at AS date))",
+        "days": "(CAST(:today AS date) - CAST(t.last_at AS date))",
         "distinct": "IS DISTINCT FROM",
         "fence": "OFFSET 0",
         "json": "json_build_object",
+        "empty": "'[]'::json",
         "true": "true",
     },
 }
@@ -300,7 +302,8 @@ SELECT id, r, f, m, r * 100 + f * 10 + m AS rfm,
             WHEN n >= :class_min AND gap IS NOT NULL AND gap <= :periodic THEN COALESCE(:st_regular, stage_id)
             WHEN n >= 2 THEN COALESCE(:st_repeat, stage_id)
             ELSE COALESCE(:st_first_purchase, stage_id) END AS stage_id,
-       total, old_r, old_f, old_m, old_behaviour, old_lapse, old_at_risk, old_status, stage_id AS old_stage_id
+       n, total, first_at, last_at, old_n, old_total, old_first, old_last,
+       old_r, old_f, old_m, old_behaviour, old_lapse, old_at_risk, old_status, stage_id AS old_stage_id
 FROM (
     SELECT *,
            CASE WHEN n = 0 THEN NULL WHEN days > lapsed_after THEN 'lapsed'
@@ -315,14 +318,16 @@ FROM (
                CASE WHEN personal = 1 THEN :lapsed_factor * CASE WHEN gap < 1 THEN 1 ELSE gap END
                     ELSE :lapsed_days END AS lapsed_after
         FROM (
-            SELECT c.id, c.order_count AS n, c.total_spent AS total, c.usual_interval_days AS gap,
-                   CASE WHEN c.order_count - 1 >= :min_gaps AND c.usual_interval_days IS NOT NULL
+            SELECT c.id, COALESCE(t.n, 0) AS n, COALESCE(t.total, 0) AS total, c.usual_interval_days AS gap,
+                   CASE WHEN COALESCE(t.n, 0) - 1 >= :min_gaps AND c.usual_interval_days IS NOT NULL
                         THEN 1 ELSE 0 END AS personal,
-                   CASE WHEN c.last_order_at IS NULL THEN NULL ELSE {days} END AS days,
+                   CASE WHEN t.last_at IS NULL THEN NULL ELSE {days} END AS days,
+                   t.first_at, t.last_at, c.order_count AS old_n, c.total_spent AS old_total,
+                   c.first_order_at AS old_first, c.last_order_at AS old_last,
                    c.stage_pinned AS pinned, c.stage_id, c.status AS old_status,
                    c.r_score AS old_r, c.f_score AS old_f, c.m_score AS old_m, c.behaviour AS old_behaviour,
                    c.lapse AS old_lapse, c.at_risk AS old_at_risk
-            FROM customers AS c {fence}
+            FROM customers AS c LEFT JOIN totals_next AS t ON t.customer_id = c.id {fence}
         ) AS base {fence}
     ) AS thresholds {fence}
 ) AS scored
@@ -356,7 +361,9 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
         steps[name] = round(time.monotonic() - began, 2)
         return result
 
-    step("totals", 5, figures.rebuild_totals)
+    # The totals per customer from the orders, into a temporary table the classify pass joins: the
+    # customers are read once for totals and segments together.
+    step("totals", 5, figures.build_totals)
     bounds = step("bounds", 55, lambda: bounds_for(config, today))
     stages = _stage_ids()
     d = _SQL[db.engine.dialect.name]
@@ -377,6 +384,7 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
     data_stage_ids = ", ".join(str(int(stages[k])) for k in DATA_STAGES if k in stages) or "-1"
     classify_sql = _CLASSIFY.format(days=d["days"], data_stage_ids=data_stage_ids, fence=d["fence"])
     changed = " OR ".join(f"n.{new} {d['distinct']} n.{old}" for new, old in (
+        ("n", "old_n"), ("total", "old_total"), ("first_at", "old_first"), ("last_at", "old_last"),
         ("r", "old_r"), ("f", "old_f"), ("m", "old_m"), ("behaviour", "old_behaviour"), ("lapse", "old_lapse"),
         ("at_risk", "old_at_risk"), ("status", "old_status"), ("stage_id", "old_stage_id")))
     session = db.session
@@ -406,10 +414,20 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
     report.status_changes, report.stage_moves = step("timeline", 75, timeline)
 
     def write():
-        session.execute(text("""
-            UPDATE customers SET r_score = n.r, f_score = n.f, m_score = n.m, rfm = n.rfm, behaviour = n.behaviour,
+        # Totals as crm.figures.rebuild_totals writes them (a customer left without paid orders loses
+        # the figures that came from them), and the segments.
+        session.execute(text(f"""
+            UPDATE customers SET order_count = n.n, total_spent = n.total,
+                   average_check = CASE WHEN n.n = 0 THEN 0 ELSE CAST(ROUND(n.total * 1.0 / n.n) AS BIGINT) END,
+                   first_order_at = n.first_at, last_order_at = n.last_at,
+                   usual_interval_days = CASE WHEN n.n = 0 THEN NULL ELSE customers.usual_interval_days END,
+                   expected_next_order_on = CASE WHEN n.n = 0 THEN NULL ELSE customers.expected_next_order_on END,
+                   favourite_products = CASE WHEN n.n = 0 THEN {d['empty']} ELSE customers.favourite_products END,
+                   favourite_categories = CASE WHEN n.n = 0 THEN {d['empty']} ELSE customers.favourite_categories END,
+                   r_score = n.r, f_score = n.f, m_score = n.m, rfm = n.rfm, behaviour = n.behaviour,
                    lapse = n.lapse, at_risk = n.at_risk, status = n.status, stage_id = n.stage_id
-            FROM seg_next AS n WHERE customers.id = n.id AND n.changed = 1"""))
+            FROM seg_next AS n WHERE customers.id = n.id AND n.changed = 1"""))  # noqa: S608
+        session.execute(text("DROP TABLE totals_next"))
 
     step("write", 80, write)
 

@@ -253,3 +253,24 @@ def test_unworkable_settings_are_refused_on_the_field(ctx, changes, field):
         settings.save(replace(settings.Segmentation(), **changes))
     assert refused.value.field == field
     assert settings.load() == settings.Segmentation()  # nothing stored
+
+
+def test_the_nightly_rebuild_repairs_totals_in_the_same_pass(base):
+    from crm.models import Order, OrderStatus
+
+    wrong = db.session.get(Customer, base["periodic"])
+    wrong.order_count, wrong.total_spent, wrong.last_order_at = 1, 1, utc(2001, 1, 1)
+    refunded = db.session.get(Customer, base["one-off-new"])
+    db.session.execute(Order.__table__.update().where(Order.customer_id == refunded.id)
+                       .values(status=OrderStatus.REFUNDED.value))
+    db.session.commit()
+    _rebuild()
+    periodic = db.session.get(Customer, base["periodic"])
+    db.session.refresh(periodic)
+    assert (periodic.order_count, periodic.total_spent, periodic.average_check) == (5, 500_000, 100_000)
+    assert periodic.last_order_at.date() == TODAY - timedelta(days=30)
+    assert (periodic.lapse, periodic.behaviour) == (Lapse.ON_TRACK, Behaviour.PERIODIC)
+    gone = db.session.get(Customer, base["one-off-new"])
+    db.session.refresh(gone)
+    assert (gone.order_count, gone.total_spent, gone.last_order_at, gone.rfm, gone.lapse) == (0, 0, None, None, None)
+    assert _state(base["one-off-new"])["stage_id"] == _stage("new")
