@@ -257,6 +257,7 @@ _SQL = {
     "sqlite": {
         "days": "CAST(julianday(:today) - julianday(substr(t.last_at, 1, 10)) AS INTEGER)",
         "distinct": "IS NOT",
+        "same": "IS",
         # Keeps a subquery from being merged into the one above, where every use of its columns
         # would repeat the whole expression (the lapse CASE is read eight times per customer).
         "fence": "LIMIT -1",
@@ -267,6 +268,7 @@ _SQL = {
     "postgresql": {
         "days": "(CAST(:today AS date) - CAST(t.last_at AS date))",
         "distinct": "IS DISTINCT FROM",
+        "same": "IS NOT DISTINCT FROM",
         "fence": "OFFSET 0",
         "json": "json_build_object",
         "empty": "'[]'::json",
@@ -302,7 +304,7 @@ SELECT id, r, f, m, r * 100 + f * 10 + m AS rfm,
             WHEN n >= :class_min AND gap IS NOT NULL AND gap <= :periodic THEN COALESCE(:st_regular, stage_id)
             WHEN n >= 2 THEN COALESCE(:st_repeat, stage_id)
             ELSE COALESCE(:st_first_purchase, stage_id) END AS stage_id,
-       n, total, first_at, last_at, old_n, old_total, old_first, old_last,
+       n, total, first_at, last_at, old_n, old_total, old_first, old_last, pinned,
        old_r, old_f, old_m, old_behaviour, old_lapse, old_at_risk, old_status, stage_id AS old_stage_id
 FROM (
     SELECT *,
@@ -399,23 +401,11 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
 
     report.changed = step("classify", 60, classify_all)
 
-    def timeline():
-        # The same entries `refresh` writes through crm.customers.record, as JSON built in SQL.
-        status = session.execute(text(f"""
-            INSERT INTO interactions (customer_id, kind, at, data)
-            SELECT id, 'status', :now, {d['json']}('before', old_status, 'after', status, 'auto', {d['true']})
-            FROM seg_next WHERE changed = 1 AND status <> old_status"""), params).rowcount  # noqa: S608
-        stage = session.execute(text(f"""
-            INSERT INTO interactions (customer_id, kind, at, data)
-            SELECT id, 'stage', :now, {d['json']}('before', old_stage_id, 'after', stage_id, 'auto', {d['true']})
-            FROM seg_next WHERE changed = 1 AND stage_id {d['distinct']} old_stage_id"""), params).rowcount  # noqa: S608
-        return status, stage
-
-    report.status_changes, report.stage_moves = step("timeline", 75, timeline)
-
     def write():
         # Totals as crm.figures.rebuild_totals writes them (a customer left without paid orders loses
-        # the figures that came from them), and the segments.
+        # the figures that came from them), and the segments. A row someone changed since the
+        # classify pass read it (a move on the board, an order, an inactive mark) is left alone:
+        # the next rebuild sees it afresh, and a person's change is never overwritten.
         session.execute(text(f"""
             UPDATE customers SET order_count = n.n, total_spent = n.total,
                    average_check = CASE WHEN n.n = 0 THEN 0 ELSE CAST(ROUND(n.total * 1.0 / n.n) AS BIGINT) END,
@@ -426,10 +416,33 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
                    favourite_categories = CASE WHEN n.n = 0 THEN {d['empty']} ELSE customers.favourite_categories END,
                    r_score = n.r, f_score = n.f, m_score = n.m, rfm = n.rfm, behaviour = n.behaviour,
                    lapse = n.lapse, at_risk = n.at_risk, status = n.status, stage_id = n.stage_id
-            FROM seg_next AS n WHERE customers.id = n.id AND n.changed = 1"""))  # noqa: S608
+            FROM seg_next AS n
+            WHERE customers.id = n.id AND n.changed = 1
+              AND customers.status = n.old_status AND customers.stage_pinned = n.pinned
+              AND customers.stage_id {d['same']} n.old_stage_id
+              AND customers.order_count = n.old_n AND customers.total_spent = n.old_total
+              AND customers.last_order_at {d['same']} n.old_last"""))  # noqa: S608
         session.execute(text("DROP TABLE totals_next"))
 
-    step("write", 80, write)
+    step("write", 75, write)
+
+    def timeline():
+        # The same entries `refresh` writes through crm.customers.record, as JSON built in SQL; only
+        # for rows the write above changed.
+        status = session.execute(text(f"""
+            INSERT INTO interactions (customer_id, kind, at, data)
+            SELECT n.id, 'status', :now, {d['json']}('before', n.old_status, 'after', n.status, 'auto', {d['true']})
+            FROM seg_next AS n JOIN customers AS c ON c.id = n.id
+            WHERE n.changed = 1 AND n.status <> n.old_status AND c.status = n.status"""), params).rowcount  # noqa: S608
+        stage = session.execute(text(f"""
+            INSERT INTO interactions (customer_id, kind, at, data)
+            SELECT n.id, 'stage', :now, {d['json']}('before', n.old_stage_id, 'after', n.stage_id, 'auto', {d['true']})
+            FROM seg_next AS n JOIN customers AS c ON c.id = n.id
+            WHERE n.changed = 1 AND n.stage_id {d['distinct']} n.old_stage_id
+              AND c.stage_id {d['same']} n.stage_id"""), params).rowcount  # noqa: S608
+        return status, stage
+
+    report.status_changes, report.stage_moves = step("timeline", 80, timeline)
 
     def summary():
         session.execute(RfmCell.__table__.delete())

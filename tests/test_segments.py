@@ -274,3 +274,20 @@ def test_the_nightly_rebuild_repairs_totals_in_the_same_pass(base):
     db.session.refresh(gone)
     assert (gone.order_count, gone.total_spent, gone.last_order_at, gone.rfm, gone.lapse) == (0, 0, None, None, None)
     assert _state(base["one-off-new"])["stage_id"] == _stage("new")
+
+
+def test_a_change_made_while_the_rebuild_runs_is_not_overwritten(base):
+    ident = base["weekly-late"]  # the rebuild would make her lapsing
+
+    def meanwhile(step, _percent):
+        if step == "write":  # between the classify pass and the write: a manager marks her inactive
+            db.session.execute(Customer.__table__.update().where(Customer.id == ident)
+                               .values(status=Status.INACTIVE.value, stage_id=_stage("inactive"), stage_pinned=True))
+
+    _rebuild(progress=meanwhile)
+    state = _state(ident)
+    assert (state["status"], state["stage_id"]) == (Status.INACTIVE, _stage("inactive"))
+    assert not db.session.scalars(select(Interaction).where(Interaction.customer_id == ident,
+                                                            Interaction.kind == Kind.STATUS)).all()
+    # Everyone else was written as usual.
+    assert _state(base["monthly-stopped"])["status"] is Status.LAPSED
