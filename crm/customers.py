@@ -17,6 +17,7 @@ from crm import contacts, figures
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db
 from crm.models import (
+    CallBack,
     Channel,
     Consent,
     Contact,
@@ -343,6 +344,7 @@ def merge(keep: Customer, drop: Customer, acting: User) -> Customer:
         raise FieldError("other", str(_l("Choose a different customer to merge.")))
     db.session.execute(update(Order).where(Order.customer_id == drop.id).values(customer_id=keep.id))
     db.session.execute(update(Interaction).where(Interaction.customer_id == drop.id).values(customer_id=keep.id))
+    db.session.execute(update(CallBack).where(CallBack.customer_id == drop.id).values(customer_id=keep.id))
     have = {(c.kind, c.value) for c in keep.contacts}
     for contact in list(drop.contacts):
         if (contact.kind, contact.value) not in have:

@@ -45,6 +45,18 @@ MAX_BULK = 500
 CHANNEL_CONTACT = {Channel.EMAIL: ContactKind.EMAIL, Channel.SMS: ContactKind.PHONE, Channel.PHONE: ContactKind.PHONE,
                    Channel.TELEGRAM: ContactKind.TELEGRAM, Channel.WHATSAPP: ContactKind.WHATSAPP}
 
+MAX_ID = 2**63 - 1
+
+
+def as_id(raw) -> int | None:
+    """A positive database id from user input, or None (non-ASCII digits and 64-bit overflows too)."""
+    try:
+        value = int(str(raw)) if str(raw).isascii() else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
 EXCLUSIONS = {
     "inactive": _l("On the inactive list"),
     "in_sequence": _l("Already in a sequence"),
@@ -71,10 +83,10 @@ class QueueFilters:
         manager = args.get("manager", "")
         return cls(
             lapse=lapse if lapse in (Lapse.LAPSING.value, Lapse.LAPSED.value) else Lapse.LAPSED.value,
-            segment=args.get("segment", "") if (args.get("segment") or "").isdigit() else "",
+            segment=str(as_id(args.get("segment"))) if as_id(args.get("segment")) else "",
             rfm_group=args.get("rfm_group", "") if args.get("rfm_group") in rfm.GROUPS else "",
             behaviour=args.get("behaviour", "") if args.get("behaviour") in {b.value for b in Behaviour} else "",
-            manager=manager if manager == "none" or manager.isdigit() else "",
+            manager=manager if manager == "none" or as_id(manager) else "",
             channel=args.get("channel", "") if args.get("channel") in {c.value for c in Channel} else "",
         )
 
@@ -145,7 +157,8 @@ def decode_cursor(token: str | None) -> tuple[int, int] | None:
         return None
     try:
         at_risk, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return (at_risk, ident) if isinstance(at_risk, int) and isinstance(ident, int) else None
+        fits = all(isinstance(v, int) and abs(v) <= MAX_ID for v in (at_risk, ident))
+        return (at_risk, ident) if fits else None
     except (ValueError, TypeError):
         return None
 
@@ -213,10 +226,8 @@ def assign_callbacks(customer_ids: list[int], manager_id: int | str | None, day:
         raise FieldError("day", str(_l("Pick a day.")))
     if day < today:
         raise FieldError("day", str(_l("Pick today or a later day.")))
-    try:
-        manager = db.session.get(User, int(manager_id)) if manager_id not in (None, "") else None
-    except (TypeError, ValueError):
-        manager = None
+    manager_key = as_id(manager_id)
+    manager = db.session.get(User, manager_key) if manager_key else None
     if manager is None or not manager.active:
         raise FieldError("manager", str(_l("Choose an active team member.")))
     if acting.role is not Role.OWNER and manager.id != acting.id:

@@ -31,6 +31,8 @@ BUSINESS_TYPES = {
 RFM_MODES = ("quantiles", "fixed")
 MAX_FACTOR = 20.0
 MAX_DAYS = 3650
+MAX_ORDERS = 10**9
+MAX_AMOUNT = 10**15  # minor units, as crm.orders caps an order's amount
 
 
 @dataclass(frozen=True)
@@ -68,15 +70,19 @@ class Segmentation:
                 raise FieldError(name, _l("Enter a number of days from 1 to %(max)s.", max=MAX_DAYS))
         if self.lapsed_days <= self.lapsing_days:
             raise FieldError("lapsed_days", _l("Lapsed must come after lapsing: enter more days."))
-        if not 1.0 <= self.lapsing_factor <= MAX_FACTOR:
+        if not 1.0 <= self.lapsing_factor <= MAX_FACTOR:  # also refuses NaN
             raise FieldError("lapsing_factor", _l("Enter a factor from 1 to %(max)s.", max=int(MAX_FACTOR)))
         if not self.lapsing_factor < self.lapsed_factor <= MAX_FACTOR:
             raise FieldError("lapsed_factor", _l("Enter a factor above the lapsing one and at most %(max)s.",
                                                  max=int(MAX_FACTOR)))
         if self.r2_days <= self.r3_days:
             raise FieldError("r2_days", _l("Must be more days than the boundary for a recency of 3."))
-        if self.f2_orders < 1:
+        if not 1 <= self.f2_orders <= MAX_ORDERS:
             raise FieldError("f2_orders", _l("Enter at least 1 order."))
+        if self.f3_orders > MAX_ORDERS:
+            raise FieldError("f3_orders", _l("Enter a smaller number."))
+        if self.m3_amount > MAX_AMOUNT:
+            raise FieldError("m3_amount", _l("Enter a smaller amount."))
         if self.f3_orders <= self.f2_orders:
             raise FieldError("f3_orders", _l("Must be more orders than the boundary for a frequency of 2."))
         if self.m2_amount < 0:

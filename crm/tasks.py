@@ -63,7 +63,11 @@ def nightly() -> str:
     key = f"segments:nightly:{clock.team_today().isoformat()}"
     if not redis.connection.set(key, "1", nx=True, ex=2 * 86400):
         return "already ran"
-    result = rebuild_segments()
+    try:
+        result = rebuild_segments()
+    except Exception:
+        redis.connection.delete(key)  # a failed night is tried again on the next tick
+        raise
     if result["state"] == "busy":
-        redis.connection.delete(key)  # try again on the next tick
+        redis.connection.delete(key)
     return result["state"]

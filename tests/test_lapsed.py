@@ -175,3 +175,28 @@ def test_queue_filtered_by_a_saved_segment(queue, manager):
     rows, _ = lapsed.page(lapsed.QueueFilters(segment=str(segment.id)), today=TODAY)
     assert _names(rows) == ["Middle", "Low"]
     assert lapsed.page(lapsed.QueueFilters(segment="99999"), today=TODAY)[0] == []
+
+
+@pytest.mark.parametrize("query", ["segment=%C2%B2", "manager=99999999999999999999", "segment=99999999999999999999",
+                                   "after=WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAsIDFd"])
+def test_odd_query_values_are_ignored_not_a_500(manager_client, query):
+    assert manager_client.get(f"/lapsed?{query}").status_code == 200
+    assert manager_client.get(f"/lapsed/excluded?{query}").status_code == 200
+
+
+def test_odd_ids_in_a_bulk_action_are_refused_on_the_field(app, manager_client):
+    token = csrf_from(manager_client.get("/lapsed").text)
+    response = manager_client.post("/lapsed/dismiss", headers={"HX-Request": "true"},
+                                   data={"csrf_token": token, "ids": ["\u00b2", "99999999999999999999"], "days": "7"})
+    assert response.status_code == 200 and "Tick at least one customer." in response.text
+
+
+def test_a_merge_keeps_the_call_backs(queue, manager):
+    from crm import customers
+
+    lapsed.assign_callbacks([queue["low"]], manager.id, TODAY, manager, today=TODAY)
+    db.session.commit()
+    keep = db.session.get(Customer, queue["top"])
+    customers.merge(keep, db.session.get(Customer, queue["low"]), manager)
+    db.session.commit()
+    assert db.session.scalars(select(CallBack.customer_id)).all() == [keep.id]

@@ -38,6 +38,11 @@ def test_unworkable_settings_are_refused_on_the_field_and_nothing_is_saved(app, 
     assert 'id="lapsed_factor-error"' in response.text and "above the lapsing one" in response.text
     assert _post(owner_client, lapsed_days="abc").status_code == 422
     assert "Must be more than" in _post(owner_client, m2_amount="10", m3_amount="5").text
+    # Values that would break the nightly rebuild later are refused now.
+    assert 'id="m3_amount-error"' in _post(owner_client, m3_amount="Infinity").text
+    assert 'id="m3_amount-error"' in _post(owner_client, m3_amount="1e30").text
+    assert 'id="f3_orders-error"' in _post(owner_client, f3_orders="100000000000000000000").text
+    assert 'id="lapsing_factor-error"' in _post(owner_client, lapsing_factor="nan").text
     with app.app_context():
         assert settings.load() == settings.Segmentation()
 

@@ -19,6 +19,8 @@ from crm.web.segments import BEHAVIOUR_LABELS
 
 bp = Blueprint("lapsed", __name__, url_prefix="/lapsed")
 
+# Counting who is left out reads the whole queue (seconds at a million customers): the count is
+# kept a few minutes, not recounted after every action, and says so on the page.
 EXCLUDED_CACHE_SECONDS = 300
 
 
@@ -69,20 +71,14 @@ def _act(work) -> str:
     try:
         message = work()
         db.session.commit()
-        _forget_counts()
         return message
     except FieldError as error:
         db.session.rollback()
         return error.message
 
 
-def _forget_counts() -> None:
-    for key in redis.connection.scan_iter("lapsed:excluded:*"):
-        redis.connection.delete(key)
-
-
 def _ids() -> list[int]:
-    return [int(v) for v in request.form.getlist("ids") if v.isdigit()]
+    return [ident for ident in map(lapsed.as_id, request.form.getlist("ids")) if ident]
 
 
 def _after_action(message: str):

@@ -77,6 +77,10 @@ def segmentation():
     if not form.validate():
         return _page(form, config, status=422)
     data = form.data
+    for name in ("m2_amount", "m3_amount"):
+        if not data[name].is_finite():
+            attach_error(form, FieldError(name, _("Enter an amount.")))
+            return _page(form, config, status=422)
     try:
         chosen = replace(
             config, business_type=data["business_type"], lapsing_days=data["lapsing_days"],
