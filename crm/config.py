@@ -100,6 +100,8 @@ def load(env: dict[str, str] | None = None) -> dict:
         "TEAM_COUNTRY": env.get("TEAM_COUNTRY", "US"),
         # Call-backs for a day fall due when the team's working day starts (team's time zone).
         "WORKDAY_START_HOUR": int(env.get("WORKDAY_START_HOUR", "9")),
+        "WORKDAY_END_HOUR": int(env.get("WORKDAY_END_HOUR", "18")),
+        "WORKDAYS": env.get("WORKDAYS", "1-5"),  # ISO weekdays, 1 = Monday
         "BABEL_DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
         "BABEL_DEFAULT_TIMEZONE": env.get("TEAM_TIMEZONE", "UTC"),
         "LANGUAGES": {"en": "English", "ru": "Русский"},

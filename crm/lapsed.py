@@ -10,14 +10,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, exists, false, func, literal_column, not_, or_, select, tuple_
 
-from crm import clock, customers, rfm, saved_segments, segments
+from crm import clock, customers, rfm, saved_segments, segments, workdays
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -209,13 +207,6 @@ def _chosen(customer_ids: list[int]) -> list[Customer]:
     return db.session.scalars(select(Customer).where(Customer.id.in_(customer_ids))).unique().all()
 
 
-def call_due(day: date) -> datetime:
-    """The moment a call-back on `day` falls due: the start of the team's working day, in UTC."""
-    zone = ZoneInfo(current_app.config["TEAM_TIMEZONE"])
-    start = time(hour=current_app.config["WORKDAY_START_HOUR"])
-    return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
-
-
 def assign_callbacks(customer_ids: list[int], manager_id: int | str | None, day: date | None, acting: User,
                      today: date | None = None) -> int:
     """Put customers in a manager's call-back queue for a day; return how many were added.
@@ -226,6 +217,8 @@ def assign_callbacks(customer_ids: list[int], manager_id: int | str | None, day:
         raise FieldError("day", str(_l("Pick a day.")))
     if day < today:
         raise FieldError("day", str(_l("Pick today or a later day.")))
+    if not workdays.is_working_day(day):
+        raise FieldError("day", str(_l("Pick a working day.")))
     manager_key = as_id(manager_id)
     manager = db.session.get(User, manager_key) if manager_key else None
     if manager is None or not manager.active:
@@ -235,7 +228,7 @@ def assign_callbacks(customer_ids: list[int], manager_id: int | str | None, day:
     chosen = _chosen(customer_ids)
     waiting = set(db.session.scalars(select(CallBack.customer_id).where(
         CallBack.customer_id.in_([c.id for c in chosen]), CallBack.done_at.is_(None))))
-    due = call_due(day)
+    due = workdays.opening(day)
     added = 0
     for customer in chosen:
         if customer.id in waiting:

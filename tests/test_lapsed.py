@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import lapsed
+from crm import lapsed, workdays
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import CallBack, Customer, Interaction, Kind, Lapse, LeaveReason, Status
@@ -154,7 +154,8 @@ def test_bulk_call_back_from_the_page(app, manager_client, manager):
     refused = manager_client.post("/lapsed/callbacks", data={"ids": [ident], "manager_id": manager.id,
                                                              "day": date.today().isoformat()})
     assert refused.status_code == 400  # no CSRF token
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    with app.app_context():
+        tomorrow = workdays.next_working_day(date.today()).isoformat()
     done = manager_client.post("/lapsed/callbacks", headers={"HX-Request": "true"}, data={
         "csrf_token": token, "ids": [ident], "manager_id": manager.id, "day": tomorrow})
     assert done.status_code == 200 and "1 customers added" in done.text
@@ -200,3 +201,9 @@ def test_a_merge_keeps_the_call_backs(queue, manager):
     customers.merge(keep, db.session.get(Customer, queue["low"]), manager)
     db.session.commit()
     assert db.session.scalars(select(CallBack.customer_id)).all() == [keep.id]
+
+
+def test_a_call_back_on_a_day_off_is_refused(queue, manager):
+    with pytest.raises(FieldError) as refused:
+        lapsed.assign_callbacks([queue["top"]], manager.id, date(2026, 11, 28), manager, today=TODAY)  # Saturday
+    assert refused.value.message == "Pick a working day."
