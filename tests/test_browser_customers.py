@@ -4,6 +4,7 @@ a validation message in place, notes on the timeline, all without a page load.""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from crm.extensions import db
 from tests.conftest import ARTIFACTS, browser_sign_in
@@ -44,6 +45,7 @@ def test_manager_searches_opens_a_card_and_edits_it_in_place(app, site, page, ma
     # Click-to-edit, Enter saves; the timeline records the change without a reload.
     page.locator("#field-city a.editable").click()
     city = page.locator("#input-city")
+    expect(city).to_be_focused()  # htmx has settled the swapped form: Enter goes through htmx
     city.fill("Samara")
     city.press("Enter")
     page.locator("#field-city a.editable", has_text="Samara").wait_for()
@@ -51,6 +53,7 @@ def test_manager_searches_opens_a_card_and_edits_it_in_place(app, site, page, ma
 
     # A bad email stays in the field with the message beside it.
     page.locator("#field-email a.editable").click()
+    expect(page.locator("#input-email")).to_be_focused()
     page.locator("#input-email").fill("not an email")
     page.locator("#input-email").press("Enter")
     page.locator("#field-email .field-error").wait_for()

@@ -180,6 +180,17 @@ def test_bad_input_is_refused_on_the_field_and_nothing_is_lost(app, owner_client
     assert reload(app, Customer, cid).version == before
 
 
+def test_without_javascript_a_refused_field_comes_back_on_the_whole_card_with_what_was_typed(app, owner_client, base):
+    cid = base["anna"]
+    token = page_token(owner_client, f"/customers/{cid}")
+    response = owner_client.post(f"/customers/{cid}/fields/email", data={"value": "not an email", "version": "1",
+                                                                        "csrf_token": token})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "<html" in html and "valid email" in html
+    assert 'value="not an email"' in html
+
+
 def test_an_edit_from_a_stale_tab_is_refused_with_a_reload_message(app, owner_client, base):
     cid = base["boris"]
     token = page_token(owner_client, f"/customers/{cid}")

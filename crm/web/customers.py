@@ -227,6 +227,7 @@ def _field_error(customer_id, spec, raw, version, message, status):
     if not _partial_wanted():
         context = _card_context(customer, editing=spec.name)
         context["field_error"] = message
+        context["field_value"] = raw  # what the user typed stays in the field
         return render_template("customers/card.html", **context), status
     return render_template("customers/_field_form.html", customer=customer, spec=spec, value=raw,
                            version=version, error=message, stale=status == 409), status
