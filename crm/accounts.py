@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 
-from crm import contacts
+from crm import callbacks, contacts
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Role, User
@@ -100,6 +100,8 @@ def set_active(user: User, active: bool, acting: User) -> User:
         if _last_active_owner(user):
             raise AccountError("active", str(_l("The team needs at least one active owner.")))
         user.end_sessions()
+        user.active = False
+        callbacks.hand_over(user, acting)  # their queue goes to the others, not lost
     user.active = active
     return user
 

@@ -228,8 +228,13 @@ def assign_manager(customer_ids: list[int], manager_id: int | str | None, acting
 
 # --- create and edit --------------------------------------------------------------------------
 
+def stage_id_of(key: str) -> int | None:
+    """The id of the stage kept for `key` ("new", "inactive", ...), if the team still has it."""
+    return db.session.scalar(select(Stage.id).where(Stage.key == key))
+
+
 def default_stage_id() -> int | None:
-    return db.session.scalar(select(Stage.id).where(Stage.key == "new"))
+    return stage_id_of("new")
 
 
 def create_customer(data: CustomerInput, acting: User | None, region: str, source: str = "manual") -> Customer:

@@ -15,13 +15,13 @@ from datetime import date, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, exists, false, func, literal_column, not_, or_, select, tuple_
 
-from crm import clock, customers, rfm, saved_segments, segments, workdays
+from crm import callbacks, clock, customers, rfm, saved_segments, segments
 from crm.errors import FieldError
 from crm.extensions import db
+from crm.ids import MAX_ID, as_id
 from crm.models import (
     Behaviour,
     CallBack,
-    CallReason,
     Channel,
     Consent,
     Contact,
@@ -30,7 +30,6 @@ from crm.models import (
     Kind,
     Lapse,
     LeaveReason,
-    Role,
     Segment,
     Status,
     User,
@@ -43,16 +42,6 @@ MAX_BULK = 500
 CHANNEL_CONTACT = {Channel.EMAIL: ContactKind.EMAIL, Channel.SMS: ContactKind.PHONE, Channel.PHONE: ContactKind.PHONE,
                    Channel.TELEGRAM: ContactKind.TELEGRAM, Channel.WHATSAPP: ContactKind.WHATSAPP}
 
-MAX_ID = 2**63 - 1
-
-
-def as_id(raw) -> int | None:
-    """A positive database id from user input, or None (non-ASCII digits and 64-bit overflows too)."""
-    try:
-        value = int(str(raw)) if str(raw).isascii() else None
-    except ValueError:
-        return None
-    return value if value is not None and 0 < value <= MAX_ID else None
 
 
 EXCLUSIONS = {
@@ -207,39 +196,12 @@ def _chosen(customer_ids: list[int]) -> list[Customer]:
     return db.session.scalars(select(Customer).where(Customer.id.in_(customer_ids))).unique().all()
 
 
-def assign_callbacks(customer_ids: list[int], manager_id: int | str | None, day: date | None, acting: User,
+def assign_callbacks(customer_ids: list[int], target, day: date | None, acting: User,
                      today: date | None = None) -> int:
-    """Put customers in a manager's call-back queue for a day; return how many were added.
-
-    A customer already waiting for a call keeps that one (no double calls)."""
-    today = today or clock.team_today()
-    if day is None:
-        raise FieldError("day", str(_l("Pick a day.")))
-    if day < today:
-        raise FieldError("day", str(_l("Pick today or a later day.")))
-    if not workdays.is_working_day(day):
-        raise FieldError("day", str(_l("Pick a working day.")))
-    manager_key = as_id(manager_id)
-    manager = db.session.get(User, manager_key) if manager_key else None
-    if manager is None or not manager.active:
-        raise FieldError("manager", str(_l("Choose an active team member.")))
-    if acting.role is not Role.OWNER and manager.id != acting.id:
-        raise FieldError("manager", str(_l("Managers put customers in their own queue.")))
-    chosen = _chosen(customer_ids)
-    waiting = set(db.session.scalars(select(CallBack.customer_id).where(
-        CallBack.customer_id.in_([c.id for c in chosen]), CallBack.done_at.is_(None))))
-    due = workdays.opening(day)
-    added = 0
-    for customer in chosen:
-        if customer.id in waiting:
-            continue
-        reason = CallReason.LAPSING if customer.lapse is Lapse.LAPSING else CallReason.LAPSED
-        db.session.add(CallBack(customer_id=customer.id, manager_id=manager.id, due_at=due, reason=reason,
-                                created_by_id=acting.id))
-        customers.record(customer, Kind.CALLBACK, acting, outcome="assigned", manager_id=manager.id,
-                         manager=manager.name, due=day.isoformat(), reason=reason.value)
-        added += 1
-    return added
+    """Put customers in call-back queues for a day (one manager's, or shared round-robin or by
+    load); return how many were added. A customer already waiting for a call keeps that one."""
+    chosen = sorted(_chosen(customer_ids), key=lambda c: (-c.at_risk, c.id))  # the queue's rank
+    return callbacks.assign(chosen, target, day, acting, today=today)
 
 
 def set_leave_reason(customer_ids: list[int], reason: str, acting: User) -> int:

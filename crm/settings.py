@@ -1,8 +1,10 @@
-"""The team's segmentation settings: how lapse is judged, how RFM scores are cut, group names.
+"""The team's settings: segmentation (how lapse is judged, how RFM scores are cut, group names)
+and call rules (the daily cap, the no-answer attempt limit and what follows it).
 
-Stored as JSON in `team_settings` under one key, read into a frozen dataclass with defaults for
-anything missing, and validated as a whole before saving, so the rebuild never meets an
-unworkable combination (boundaries out of order, a lapsed factor below the lapsing one).
+Each kind is stored as JSON in `team_settings` under its own key, read into a frozen dataclass
+with defaults for anything missing, and validated as a whole before saving, so the rebuild and
+the call-back queue never meet an unworkable combination (boundaries out of order, a lapsed
+factor below the lapsing one, a cap of zero calls a day).
 """
 
 from __future__ import annotations
@@ -97,18 +99,49 @@ class Segmentation:
         return self
 
 
-def load() -> Segmentation:
-    """Return the team's settings, with defaults for anything never set or no longer known."""
-    row = db.session.get(TeamSetting, KEY)
+# What happens to a customer nobody answered after the last allowed attempt.
+AFTER_ATTEMPTS = {
+    "queue": _l("Back to the lapsed queue"),
+    "inactive": _l("Move to the inactive list"),
+}
+MAX_CAP = 1000
+
+
+@dataclass(frozen=True)
+class CallRules:
+    daily_cap: int = 40  # calls a manager's day holds; the rest rolls to the next working day
+    attempt_limit: int = 3  # unanswered calls before giving up on the phone
+    after_attempts: str = "queue"
+    returned_within_days: int = 14  # a call "brought the customer back" if they ordered this soon after
+
+    def validate(self) -> CallRules:
+        if not 1 <= self.daily_cap <= MAX_CAP:
+            raise FieldError("daily_cap", _l("Enter a number of calls from 1 to %(max)s.", max=MAX_CAP))
+        if not 1 <= self.attempt_limit <= 10:
+            raise FieldError("attempt_limit", _l("Enter a number of attempts from 1 to %(max)s.", max=10))
+        if self.after_attempts not in AFTER_ATTEMPTS:
+            raise FieldError("after_attempts", _l("Choose one of the offered values."))
+        if not 1 <= self.returned_within_days <= 365:
+            raise FieldError("returned_within_days", _l("Enter a number of days from 1 to %(max)s.", max=365))
+        return self
+
+
+KEYS = {Segmentation: KEY, CallRules: "calls"}
+
+
+def load(kind: type = Segmentation):
+    """Return the team's settings of a kind, with defaults for anything never set or no longer known."""
+    row = db.session.get(TeamSetting, KEYS[kind])
     stored = row.value if row else {}
-    known = {f.name for f in fields(Segmentation)}
-    return Segmentation(**{k: v for k, v in stored.items() if k in known})
+    known = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in stored.items() if k in known})
 
 
-def save(settings: Segmentation) -> Segmentation:
+def save(settings):
     """Validate and store the settings (the caller commits); raises FieldError when unworkable."""
     settings.validate()
-    row = db.session.get(TeamSetting, KEY) or TeamSetting(key=KEY)
+    key = KEYS[type(settings)]
+    row = db.session.get(TeamSetting, key) or TeamSetting(key=key)
     row.value = asdict(settings)
     db.session.add(row)
     g.pop("segments_context", None)  # crm.segments keeps the settings for a request or job

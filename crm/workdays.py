@@ -52,6 +52,23 @@ def opening(day: date) -> datetime:
     return datetime.combine(day, start, tzinfo=zone()).astimezone(UTC)
 
 
+def day_of(moment: datetime) -> date:
+    """The team's calendar day at a moment."""
+    return moment.astimezone(zone()).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The team's day `day` as a half-open UTC range [midnight, next midnight)."""
+    start = datetime.combine(day, time(), tzinfo=zone())
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone())
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def local_moment(day: date, at: time) -> datetime:
+    """A wall-clock time on a day where the team is, in UTC."""
+    return datetime.combine(day, at, tzinfo=zone()).astimezone(UTC)
+
+
 def within_hours(moment: datetime) -> bool:
     """Whether a moment falls on a working day between the opening and closing hours (team time)."""
     local = moment.astimezone(zone())

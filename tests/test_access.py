@@ -9,7 +9,7 @@ from tests.conftest import sign_in
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "api.post_orders", "api.openapi_json"}
 # Settings, users, channels: everything under /settings is the owner's; so are exports.
 OWNER_ONLY_PREFIXES = ("/settings",)
-OWNER_ONLY_ENDPOINTS = {"customers.export"}
+OWNER_ONLY_ENDPOINTS = {"customers.export", "callbacks.reassign"}
 
 
 def _routes(app):

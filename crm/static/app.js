@@ -17,7 +17,7 @@
     var typing = target.matches("input, textarea, select, [contenteditable]");
     // Escape leaves an inline editor without saving.
     if (event.key === "Escape") {
-      var editing = target.closest(".field.editing");
+      var editing = target.closest(".editing");
       var cancel = editing && editing.querySelector("[data-cancel]");
       if (cancel) {
         event.preventDefault();

@@ -14,6 +14,7 @@ def register_web(app: Flask) -> None:
         api,
         areas,
         auth,
+        callbacks,
         customers,
         funnel,
         health,
@@ -25,8 +26,8 @@ def register_web(app: Flask) -> None:
         users,
     )
 
-    for module in (auth, account, areas, customers, funnel, segments, lapsed, settings, health, users, tokens, api,
-                   imports):
+    for module in (auth, account, areas, customers, funnel, segments, lapsed, callbacks, settings, health, users,
+                   tokens, api, imports):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)

@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from crm import api_tokens, openapi, orders
 from crm.errors import FieldError
 from crm.extensions import csrf, db, limiter
+from crm.ids import MAX_ID
 from crm.orders import OrderInput
 from crm.web.access import public
 
@@ -27,7 +28,6 @@ csrf.exempt(bp)
 SOURCE = "api"
 MAX_BODY = 1024 * 1024
 MAX_BATCH = 1000
-MAX_ID = 2**63 - 1
 
 
 class ApiError(Exception):

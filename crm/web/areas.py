@@ -27,12 +27,6 @@ def dashboard():
     return _area("dashboard")
 
 
-@bp.get("/callbacks")
-def callbacks():
-    """Show today's call-back queue."""
-    return _area("callbacks")
-
-
 @bp.get("/sequences")
 def sequences():
     """List the reactivation sequences."""

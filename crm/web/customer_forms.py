@@ -12,7 +12,7 @@ from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaF
 from wtforms.validators import DataRequired, Length, Optional
 
 from crm.contacts import display_phone
-from crm.customers import CustomerInput
+from crm.customers import CALL_OUTCOMES, CustomerInput
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Channel, ContactKind, Customer, User
@@ -25,7 +25,8 @@ REASON_LABELS = {"price": _l("Price"), "conditions": _l("Changed conditions (del
                  "service": _l("Service (nobody called back)"), "channel": _l("Wrong channel"),
                  "irrelevant": _l("Irrelevant offers"), "other": _l("Other")}
 OUTCOME_LABELS = {"reached": _l("Reached"), "no_answer": _l("No answer"), "wrong_number": _l("Wrong number"),
-                  "call_back": _l("Asked to call back"), "not_interested": _l("Not interested")}
+                  "call_back": _l("Asked to call back"), "not_interested": _l("Not interested"),
+                  "responded": _l("Reached, responded")}  # the last one from the call-back queue only
 STATUS_LABELS = {"active": _l("Active"), "lapsing": _l("Lapsing"), "lapsed": _l("Lapsed"),
                  "in_sequence": _l("In a sequence"), "responded": _l("Responded"), "inactive": _l("Inactive")}
 YES_NO = {"0": _l("No"), "1": _l("Yes")}
@@ -168,7 +169,7 @@ class NewCustomerForm(FlaskForm):
 
 
 class CallForm(FlaskForm):
-    outcome = SelectField(_l("Outcome"), choices=select_choices(OUTCOME_LABELS.items()),
+    outcome = SelectField(_l("Outcome"), choices=select_choices((k, OUTCOME_LABELS[k]) for k in CALL_OUTCOMES),
                           validators=[DataRequired()])
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=5000)])
 

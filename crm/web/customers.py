@@ -13,7 +13,7 @@ from crm import clock, customer_list, customers, exports, rfm, settings, timelin
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
 from crm.figures import FAVOURITES, days_since
-from crm.models import ContactKind, Customer, Stage, User
+from crm.models import CallBack, ContactKind, Customer, Stage, User
 from crm.web import formatting
 from crm.web.access import owner_only
 from crm.web.customer_forms import (
@@ -160,6 +160,9 @@ def _card_context(customer: Customer, editing: str | None = None) -> dict:
         "call_form": CallForm(),
         "today": clock.team_today(),
         "rfm_group": settings.load().group_name(rfm.group_of(customer.rfm)) if customer.rfm else None,
+        "open_callback": db.session.scalar(select(CallBack).where(CallBack.customer_id == customer.id,
+                                                                  CallBack.done_at.is_(None))),
+        "team": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
     }
 
 
