@@ -16,6 +16,7 @@ from wtforms.validators import InputRequired
 from crm import rfm, segments, settings, tasks
 from crm.errors import FieldError
 from crm.extensions import db, redis
+from crm.settings import CallRules
 from crm.web.access import owner_only
 from crm.web.forms import attach_error, select_choices
 
@@ -39,6 +40,14 @@ class SegmentationForm(FlaskForm):
     m3_amount = DecimalField(_l("Monetary 3: from (spent)"), places=2, validators=[InputRequired()])
 
 
+class CallRulesForm(FlaskForm):
+    daily_cap = IntegerField(_l("Calls a manager's day holds"), validators=[InputRequired()])
+    attempt_limit = IntegerField(_l("Unanswered calls before giving up"), validators=[InputRequired()])
+    after_attempts = SelectField(_l("Then"), choices=select_choices(settings.AFTER_ATTEMPTS.items()))
+    returned_within_days = IntegerField(_l("A call brought the customer back if they ordered within (days)"),
+                                        validators=[InputRequired()])
+
+
 def _segmentation_form(config: settings.Segmentation) -> SegmentationForm:
     form = SegmentationForm(data={**config.__dict__, "m2_amount": config.m2_amount / 100,
                                   "m3_amount": config.m3_amount / 100})
@@ -54,10 +63,12 @@ def _group_names(config: settings.Segmentation) -> dict[str, str]:
     return {key: config.group_names.get(key, "") for key in rfm.GROUPS}
 
 
-def _page(form: SegmentationForm, config: settings.Segmentation, message: str | None = None, status: int = 200):
+def _page(form: SegmentationForm, config: settings.Segmentation, message: str | None = None, status: int = 200,
+          calls_form: CallRulesForm | None = None, calls_message: str | None = None):
+    calls_form = calls_form or CallRulesForm(data=settings.load(CallRules).__dict__, formdata=None)
     return render_template("settings/index.html", form=form, message=message, groups=rfm.GROUPS,
                            group_names=_group_names(config), last=segments.last_rebuild(),
-                           rebuild=_rebuild_state()), status
+                           rebuild=_rebuild_state(), calls_form=calls_form, calls_message=calls_message), status
 
 
 @bp.get("")
@@ -97,6 +108,26 @@ def segmentation():
         return _page(form, config, status=422)
     db.session.commit()
     return _page(_segmentation_form(chosen), chosen, _("Saved. The next rebuild applies the new settings."))
+
+
+@bp.post("/calls")
+@owner_only
+def calls():
+    """Save the call-back rules: the daily cap, the attempt limit and what follows it."""
+    config = settings.load()
+    segmentation_form = _segmentation_form(config)
+    form = CallRulesForm()
+    if not form.validate():
+        return _page(segmentation_form, config, status=422, calls_form=form)
+    try:
+        settings.save(CallRules(**{name: form.data[name] for name in
+                                   ("daily_cap", "attempt_limit", "after_attempts", "returned_within_days")}))
+    except FieldError as error:
+        db.session.rollback()
+        attach_error(form, error)
+        return _page(segmentation_form, config, status=422, calls_form=form)
+    db.session.commit()
+    return _page(segmentation_form, config, calls_form=form, calls_message=_("Saved."))
 
 
 def _rebuild_state() -> dict:

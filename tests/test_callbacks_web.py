@@ -1,0 +1,216 @@
+"""The call-back queue's pages: whose queue a user sees, outcomes by htmx (row and progress swapped),
+refusals shown on the row, undo, reassigning, scheduling from a card, history, and the settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from crm import clock, workdays
+from crm.extensions import db
+from crm.models import CallBack, CallReason, Customer, Interaction, Kind, Role, Status
+from tests.conftest import make_user, page_token, reload
+from tests.factories import customer
+
+
+@pytest.fixture
+def calls(app, manager, owner):
+    """Two calls due now in the manager's queue, one in the owner's."""
+    with app.app_context():
+        made = {}
+        for name, holder, at_risk in (("Anna Ivanova", manager, 900), ("Boris Petrov", manager, 500),
+                                      ("Olga's client", owner, 100)):
+            person = customer(name, phones=["+7 912 345-67-89"])
+            person.status, person.at_risk = Status.LAPSED, at_risk
+            db.session.flush()
+            call = CallBack(customer_id=person.id, manager_id=holder.id, reason=CallReason.LAPSED,
+                            due_at=clock.now() - timedelta(hours=1))
+            db.session.add(call)
+            db.session.flush()
+            made[name] = call.id
+        db.session.commit()
+        return made
+
+
+def _htmx(client, path="/callbacks"):
+    return {"HX-Request": "true", "X-CSRFToken": page_token(client, path)}
+
+
+def test_a_manager_sees_their_own_queue_ranked_with_phone_reason_and_progress(manager_client, calls):
+    html = manager_client.get("/callbacks").get_data(as_text=True)
+    assert html.index("Anna Ivanova") < html.index("Boris Petrov")
+    assert "Olga&#39;s client" not in html and "Olga's client" not in html
+    assert 'href="tel:+79123456789"' in html and "0 of 2 done today" in html
+    # Asking for someone else's queue shows one's own.
+    assert "Olga" not in manager_client.get("/callbacks?view=team").get_data(as_text=True).split("<main")[1]
+
+
+def test_an_owner_switches_to_a_managers_queue_or_the_teams(owner_client, calls, manager):
+    assert "Olga&#39;s client" in owner_client.get("/callbacks").get_data(as_text=True)
+    theirs = owner_client.get(f"/callbacks?view={manager.id}").get_data(as_text=True)
+    assert "Anna Ivanova" in theirs and "Olga&#39;s client" not in theirs
+    team = owner_client.get("/callbacks?view=team").get_data(as_text=True)
+    assert all(name in team for name in ("Anna Ivanova", "Boris Petrov", "Olga&#39;s client", "Maxim Manager"))
+    assert "0 of 3 done today" in team
+    assert owner_client.get("/callbacks?view=999999").status_code == 404
+
+
+def test_an_outcome_swaps_the_row_and_the_progress_line_and_lands_on_the_timeline(app, manager_client, calls):
+    call = calls["Anna Ivanova"]
+    response = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "responded"},
+                                   headers=_htmx(manager_client))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'id="call-{call}"' in html and "data-done" in html and "Reached, responded" in html
+    assert 'hx-swap-oob="true"' in html and "1 of 2 done today" in html
+    assert "data-undo-until" in html  # the undo button, for a few seconds
+    with app.app_context():
+        customer_id = db.session.get(CallBack, call).customer_id
+        assert db.session.get(Customer, customer_id).status is Status.RESPONDED
+        assert db.session.scalar(select(Interaction.outcome).where(Interaction.customer_id == customer_id,
+                                                                   Interaction.kind == Kind.CALL)) == "responded"
+
+
+def test_a_double_click_records_once_and_a_colleague_sees_it_was_just_handled(app, manager_client, owner_client,
+                                                                              calls):
+    call = calls["Anna Ivanova"]
+    headers = _htmx(manager_client)
+    first = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "no_answer"}, headers=headers)
+    again = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "no_answer"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    late = owner_client.post(f"/callbacks/{call}/outcome", data={"outcome": "responded"},
+                             headers=_htmx(owner_client))
+    assert late.status_code == 409
+    assert "Maxim Manager has just handled this call (No answer)" in late.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(Interaction.kind == Kind.CALL)) == 1
+
+
+def test_another_managers_call_is_forbidden_and_an_unknown_one_not_found(manager_client, calls):
+    headers = _htmx(manager_client)
+    assert manager_client.post(f"/callbacks/{calls[chr(79) + 'lga' + chr(39) + 's client']}/outcome",
+                               data={"outcome": "responded"}, headers=headers).status_code == 403
+    assert manager_client.post("/callbacks/999999/outcome", data={"outcome": "responded"},
+                               headers=headers).status_code == 404
+    assert manager_client.get("/callbacks/999999/form/note", headers=headers).status_code == 404
+
+
+def test_a_bad_call_back_time_is_refused_on_the_field_and_what_was_typed_stays(app, manager_client, calls):
+    call = calls["Anna Ivanova"]
+    form = manager_client.get(f"/callbacks/{call}/form/call_back", headers={"HX-Request": "true"})
+    assert 'type="datetime-local"' in form.get_data(as_text=True)
+    response = manager_client.post(f"/callbacks/{call}/outcome",
+                                   data={"outcome": "call_back", "when": "2020-01-06T10:00", "note": "after payday"},
+                                   headers=_htmx(manager_client))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Pick a time in the future." in html and 'value="2020-01-06T10:00"' in html and "after payday" in html
+    assert reload(app, CallBack, call).done_at is None
+
+
+def test_an_outcome_on_a_customer_moved_to_inactive_meanwhile_is_refused_and_explained(app, manager_client, calls):
+    call = calls["Boris Petrov"]
+    with app.app_context():
+        db.session.get(CallBack, call).customer.status = Status.INACTIVE
+        db.session.commit()
+    response = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "no_answer"},
+                                   headers=_htmx(manager_client))
+    assert response.status_code == 409
+    assert "Boris Petrov was moved to the inactive list meanwhile" in response.get_data(as_text=True)
+    assert reload(app, CallBack, call).done_at is None
+
+
+def test_a_note_is_shown_as_text_and_the_call_stays_to_do(app, manager_client, calls):
+    call = calls["Anna Ivanova"]
+    response = manager_client.post(f"/callbacks/{call}/note", data={"note": "<svg onload=alert(1)>"},
+                                   headers=_htmx(manager_client))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "&lt;svg onload=alert(1)&gt;" in html and "<svg onload" not in html
+    assert "data-done" not in html and reload(app, CallBack, call).done_at is None
+    empty = manager_client.post(f"/callbacks/{call}/note", data={"note": " "}, headers=_htmx(manager_client))
+    assert empty.status_code == 422 and "Write something first." in empty.get_data(as_text=True)
+
+
+def test_undo_reopens_the_row(app, manager_client, calls):
+    call = calls["Anna Ivanova"]
+    headers = _htmx(manager_client)
+    manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "wrong_number"}, headers=headers)
+    response = manager_client.post(f"/callbacks/{call}/undo", headers=headers)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "data-done" not in html and "0 of 2 done today" in html
+    assert reload(app, CallBack, call).done_at is None
+
+
+def test_without_javascript_an_outcome_posts_and_comes_back_to_the_queue(app, manager_client, calls):
+    call = calls["Anna Ivanova"]
+    token = page_token(manager_client, "/callbacks")
+    response = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "no_answer", "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/callbacks")
+    assert "Anna Ivanova: No answer." in manager_client.get("/callbacks").get_data(as_text=True)
+    opened = manager_client.get(f"/callbacks?open={calls['Boris Petrov']}&form=not_interested")
+    assert 'name="reason"' in opened.get_data(as_text=True)
+
+
+def test_an_owner_reassigns_ticked_calls_and_a_manager_may_not(app, owner_client, manager_client, calls, owner):
+    other = make_user(app, "second@example.com", Role.MANAGER, "Second Manager")
+    ids = [calls["Anna Ivanova"], calls["Boris Petrov"]]
+    token = page_token(owner_client, "/callbacks")
+    response = owner_client.post("/callbacks/reassign", data={"ids": ids, "manager_id": other.id,
+                                                              "csrf_token": token})
+    assert response.status_code == 302
+    assert {reload(app, CallBack, i).manager_id for i in ids} == {other.id}
+    assert "2 calls reassigned." in owner_client.get("/callbacks").get_data(as_text=True)
+    token = page_token(manager_client, "/callbacks")
+    assert manager_client.post("/callbacks/reassign", data={"ids": ids, "manager_id": owner.id,
+                                                            "csrf_token": token}).status_code == 403
+
+
+def test_a_call_back_is_scheduled_from_the_card(app, manager_client, manager):
+    with app.app_context():
+        person_id = customer("Vera").id
+        db.session.commit()
+        day = workdays.next_working_day(clock.team_today())
+    token = page_token(manager_client, f"/customers/{person_id}")
+    refused = manager_client.post("/callbacks/schedule", data={"customer_id": person_id, "manager_id": manager.id,
+                                                               "day": "2020-01-06", "csrf_token": token},
+                                  follow_redirects=True)
+    assert "Pick today or a later day." in refused.get_data(as_text=True)
+    done = manager_client.post("/callbacks/schedule", data={"customer_id": person_id, "manager_id": manager.id,
+                                                            "day": day.isoformat(), "at": "15:30",
+                                                            "note": "New range", "csrf_token": token},
+                               follow_redirects=True)
+    html = done.get_data(as_text=True)
+    assert "Call-back scheduled." in html and "Waiting for a call from Maxim Manager" in html
+    with app.app_context():
+        call = db.session.scalar(select(CallBack).where(CallBack.customer_id == person_id))
+        assert call.reason is CallReason.PROMISED and call.note == "New range"
+        assert call.due_at.replace(tzinfo=UTC) == workdays.local_moment(day, datetime.strptime("15:30", "%H:%M").time())
+
+
+def test_history_shows_calls_per_day_as_a_chart_with_a_table(manager_client, calls):
+    manager_client.post(f"/callbacks/{calls['Anna Ivanova']}/outcome", data={"outcome": "responded"},
+                        headers=_htmx(manager_client))
+    partial = manager_client.get("/callbacks/history", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<svg" in partial and "<table" in partial and "<html" not in partial
+    page = manager_client.get("/callbacks/history?days=30").get_data(as_text=True)
+    assert "Call history" in page and "last 30 days" in page
+
+
+def test_the_owner_sets_the_call_rules_and_bad_values_are_refused_on_the_field(app, owner_client):
+    token = page_token(owner_client, "/settings")
+    refused = owner_client.post("/settings/calls", data={"daily_cap": "0", "attempt_limit": "3",
+                                                         "after_attempts": "queue", "returned_within_days": "14",
+                                                         "csrf_token": token})
+    assert refused.status_code == 422 and "Enter a number of calls from 1 to 1000." in refused.get_data(as_text=True)
+    saved = owner_client.post("/settings/calls", data={"daily_cap": "25", "attempt_limit": "2",
+                                                       "after_attempts": "inactive", "returned_within_days": "7",
+                                                       "csrf_token": token})
+    assert saved.status_code == 200 and 'value="25"' in saved.get_data(as_text=True)
+    with app.app_context():
+        from crm import settings
+        from crm.settings import CallRules
+
+        assert settings.load(CallRules) == CallRules(daily_cap=25, attempt_limit=2, after_attempts="inactive",
+                                                     returned_within_days=7)
