@@ -214,3 +214,22 @@ def test_the_owner_sets_the_call_rules_and_bad_values_are_refused_on_the_field(a
 
         assert settings.load(CallRules) == CallRules(daily_cap=25, attempt_limit=2, after_attempts="inactive",
                                                      returned_within_days=7)
+
+
+def test_customers_ticked_in_the_list_go_to_the_call_back_queue(app, manager_client, manager):
+    with app.app_context():
+        ids = [customer(name).id for name in ("Vera", "Gleb")]
+        db.session.commit()
+        day = workdays.next_working_day(clock.team_today())
+    token = page_token(manager_client, "/customers")
+    assert "Add to call-backs" in manager_client.get("/customers").get_data(as_text=True)
+    response = manager_client.post("/customers/bulk/callbacks", data={"ids": ids, "manager_id": manager.id,
+                                                                      "day": day.isoformat()},
+                                   headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert "2 customers added to the call-back queue." in response.get_data(as_text=True)
+    refused = manager_client.post("/customers/bulk/callbacks", data={"ids": ids, "manager_id": "round_robin",
+                                                                     "day": day.isoformat()},
+                                  headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert "Only an owner shares calls among the team." in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CallBack)) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -9,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm import clock, customer_list, customers, exports, rfm, settings, timeline
+from crm import clock, customer_list, customers, exports, lapsed, rfm, settings, timeline
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
 from crm.figures import FAVOURITES, days_since
@@ -331,16 +333,14 @@ def do_merge(customer_id: int):
     return redirect(url_for("customers.card", customer_id=customer.id))
 
 
-@bp.post("/bulk/manager")
-def bulk_manager():
-    """Assign the selected customers to a manager (or to nobody)."""
+def _bulk(action):
+    """Run a bulk action on the ticked customers; its message shows beside the bulk bar."""
     filters = customer_list.Filters.from_args(request.form)
     if not filters.ids:
         abort(400)
     try:
-        changed = customers.assign_manager(filters.ids, request.form.get("manager_id") or None, current_user)
+        message = action(filters.ids)
         db.session.commit()
-        message = _("%(n)d customers assigned.", n=changed)
     except FieldError as error:
         db.session.rollback()
         message = error.message
@@ -348,6 +348,24 @@ def bulk_manager():
         flash(message, "info")
         return redirect(url_for("customers.index"))
     return render_template("customers/_bulk_result.html", message=message)
+
+
+@bp.post("/bulk/manager")
+def bulk_manager():
+    """Assign the selected customers to a manager (or to nobody)."""
+    return _bulk(lambda ids: _("%(n)d customers assigned.", n=customers.assign_manager(
+        ids, request.form.get("manager_id") or None, current_user)))
+
+
+@bp.post("/bulk/callbacks")
+def bulk_callbacks():
+    """Put the selected customers in a call-back queue for a day (one manager's, or shared out)."""
+    try:
+        day = date.fromisoformat(request.form.get("day", ""))
+    except ValueError:
+        day = None
+    return _bulk(lambda ids: _("%(n)d customers added to the call-back queue.", n=lapsed.assign_callbacks(
+        ids, request.form.get("manager_id"), day, current_user)))
 
 
 @bp.get("/export.csv")
