@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from datetime import time as dt_time
 
 import phonenumbers
 from sqlalchemy import func, insert, select, text
@@ -336,11 +337,60 @@ def seed(customers: int = 2000, locale: str = "en", seed: int | None = None,
             figures.rebuild()
             segments.rebuild()
             db.session.commit()
+            seed_calls(random.Random(seed))
+            db.session.commit()
             report.figures = time.monotonic() - rebuilding
         finally:
             writer.restore()
     report.seconds = time.monotonic() - started
     return report
+
+
+CALLS_TODAY = 30  # a morning's queue per member
+CALL_HISTORY_DAYS = 14
+
+
+def seed_calls(rng: random.Random) -> None:
+    """Give every active member a queue for today (a few overdue calls and a promised one first)
+    and two weeks of logged calls, from the lapsed customers most worth calling back."""
+    from crm import callbacks, clock, workdays  # noqa: PLC0415 - only the seed needs them
+    from crm.models import CallBack, CallReason, Interaction, Kind, Lapse, Status
+
+    members = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)).all()
+    pool = db.session.scalars(select(Customer).where(
+        Customer.lapse.in_([Lapse.LAPSING, Lapse.LAPSED]), Customer.do_not_contact.is_(False),
+        Customer.status.in_([Status.LAPSING, Status.LAPSED]))
+        .order_by(Customer.at_risk.desc()).limit(CALLS_TODAY * len(members) + 200)).all()
+    if not members or not pool:
+        return
+    today = clock.team_today()
+    day = today if workdays.is_working_day(today) else workdays.next_working_day(today)
+    now = clock.now()
+    for index, member in enumerate(members):
+        mine = pool[index * CALLS_TODAY:(index + 1) * CALLS_TODAY]
+        callbacks.assign(mine, member.id, day, member, today=today)
+        waiting = db.session.scalars(select(CallBack).where(CallBack.manager_id == member.id,
+                                                            CallBack.done_at.is_(None))).all()
+        for overdue in waiting[:3]:
+            overdue.due_at = workdays.opening(day) - timedelta(days=1)
+        if len(waiting) > 3:
+            waiting[3].reason = CallReason.PROMISED
+            waiting[3].due_at = workdays.local_moment(day, dt_time(15, 0))
+        # Two weeks of calls already made, for the history chart.
+        spare = pool[len(members) * CALLS_TODAY:]
+        for back in range(CALL_HISTORY_DAYS, 0, -1):
+            past = today - timedelta(days=back)
+            if not workdays.is_working_day(past) or not spare:
+                continue
+            for _ in range(rng.randint(4, 12)):
+                person = rng.choice(spare)
+                outcome = rng.choices(callbacks.OUTCOMES, weights=(3, 2, 5, 1, 2))[0]
+                done_at = workdays.opening(past) + timedelta(minutes=rng.randint(0, 480))
+                db.session.add(CallBack(customer_id=person.id, manager_id=member.id, due_at=workdays.opening(past),
+                                        reason=CallReason.LAPSED, created_by_id=member.id, created_at=done_at,
+                                        done_at=min(done_at, now), outcome=outcome, handled_by_id=member.id))
+                db.session.add(Interaction(customer_id=person.id, kind=Kind.CALL, at=min(done_at, now),
+                                           user_id=member.id, outcome=outcome, data={}))
 
 
 def _generate(plan: _Plan, batches: list[tuple[int, int, int]], workers: int) -> Iterator[Rows]:

@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 from sqlalchemy import func, select, text
 
-from crm import clock, contacts, customers, demo, figures, segments, settings
+from crm import callbacks, clock, contacts, customers, demo, figures, segments, settings
 from crm.extensions import db
 from crm.models import (
     Consent,
@@ -165,9 +165,16 @@ def test_every_customer_has_a_created_entry_and_some_notes_and_calls(seeded):
     assert kinds[Kind.CREATED] == 200
     assert kinds[Kind.NOTE] > 0 and kinds[Kind.CALL] > 0
     outcomes = set(db.session.scalars(select(Interaction.outcome).where(Interaction.kind == Kind.CALL)))
-    assert outcomes <= set(customers.CALL_OUTCOMES) and "reached" in outcomes
+    assert outcomes <= set(customers.CALL_OUTCOMES) | set(callbacks.OUTCOMES) and "reached" in outcomes
     assert db.session.scalar(select(func.count(func.distinct(Interaction.customer_id))).where(
         Interaction.kind == Kind.CREATED)) == 200
+
+
+def test_every_member_has_a_morning_queue_and_two_weeks_of_calls(seeded):
+    for member in db.session.scalars(select(User).where(User.active.is_(True))):
+        queue = callbacks.queue(member)
+        assert queue.rows and queue.rows[0].callback.due_at < queue.rows[-1].callback.due_at  # overdue first
+        assert sum(day.calls for day in callbacks.history(member.id, 14)) > 0
 
 
 def test_search_terms_are_the_ones_the_customer_module_makes(seeded):
