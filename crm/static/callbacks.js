@@ -1,6 +1,7 @@
 // The call-back queue by keyboard: j / k move between calls, 1-6 press the focused call's outcome
-// buttons (data-key), u undoes. After an outcome the next call to make gets the focus, and each
-// Undo button goes away when its moment has passed (data-undo-until, epoch ms).
+// buttons (data-key), u undoes (the focused row's outcome, else the one logged last). After an outcome
+// the next call to make gets the focus, and each Undo button goes away when its moment has passed
+// (data-undo-until, epoch ms). Enter in an outcome form's <select> saves the form.
 (function () {
   "use strict";
 
@@ -33,8 +34,27 @@
     return null;
   }
 
+  function latestUndo() {
+    // The Undo still offered for the call logged last (the focus has moved on from its row).
+    var latest = null;
+    document.querySelectorAll("[data-call-row] [data-undo-until]").forEach(function (form) {
+      if (!latest || +form.getAttribute("data-undo-until") > +latest.getAttribute("data-undo-until")) latest = form;
+    });
+    return latest && latest.querySelector('[data-key="u"]');
+  }
+
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    // Enter in an outcome form's list (the reason for leaving) saves, as it does in its text fields:
+    // browsers submit a form on Enter in a text field but not in a <select>.
+    if (event.key === "Enter" && event.target.matches("select")) {
+      var form = event.target.closest(".call-form");
+      if (form) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+      return;
+    }
     if (event.target.matches("input, textarea, select, [contenteditable]")) return;
     if (!document.querySelector("[data-call-queue]")) return;
     if (event.key === "j" || event.key === "k") {
@@ -44,6 +64,7 @@
     }
     var row = current();
     var button = row && row.querySelector('[data-key="' + event.key + '"]');
+    if (!button && event.key === "u") button = latestUndo();
     if (button && !button.disabled) {
       event.preventDefault();
       button.click();
