@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from crm import customers, orders
@@ -31,3 +31,18 @@ def order(customer_obj, placed_at: datetime | str, amount: str | int = "100.00",
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def lapsed_call(name: str, manager_id: int, at_risk: int, phone: str = "+7 912 345-67-89") -> int:
+    """A lapsed customer with a phone and a call-back due an hour ago in a manager's queue; its id."""
+    from crm import clock
+    from crm.models import CallBack, CallReason, Status
+
+    person = customer(name, phones=[phone])
+    person.status, person.at_risk = Status.LAPSED, at_risk
+    db.session.flush()
+    call = CallBack(customer_id=person.id, manager_id=manager_id, reason=CallReason.LAPSED,
+                    due_at=clock.now() - timedelta(hours=1))
+    db.session.add(call)
+    db.session.flush()
+    return call.id

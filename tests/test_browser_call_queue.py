@@ -4,17 +4,14 @@ the progress line follow without a page load."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from crm import clock
 from crm.extensions import db
-from crm.models import CallBack, CallReason, Customer, Interaction, Kind, LeaveReason, Status
+from crm.models import CallBack, Customer, Interaction, Kind, LeaveReason
 from tests.conftest import ARTIFACTS, browser_sign_in
-from tests.factories import customer
+from tests.factories import lapsed_call
 
 pytestmark = pytest.mark.browser
 
@@ -23,17 +20,8 @@ pytestmark = pytest.mark.browser
 def queue(app, manager):
     """Four calls due now, ranked by value at risk: Anna, Boris, Vera, Gleb."""
     with app.app_context():
-        ids = {}
-        for i, (name, at_risk) in enumerate((("Anna Ivanova", 900), ("Boris Petrov", 700), ("Vera Sokolova", 500),
-                                             ("Gleb Orlov", 300))):
-            person = customer(name, phones=[f"+7 912 345-67-8{i}"])
-            person.status, person.at_risk = Status.LAPSED, at_risk
-            db.session.flush()
-            call = CallBack(customer_id=person.id, manager_id=manager.id, reason=CallReason.LAPSED,
-                            due_at=clock.now() - timedelta(hours=1))
-            db.session.add(call)
-            db.session.flush()
-            ids[name] = call.id
+        ids = {name: lapsed_call(name, manager.id, at_risk, f"+7 912 345-67-8{i}") for i, (name, at_risk) in enumerate(
+            (("Anna Ivanova", 900), ("Boris Petrov", 700), ("Vera Sokolova", 500), ("Gleb Orlov", 300)))}
         db.session.commit()
         return ids
 
@@ -46,13 +34,18 @@ def test_a_manager_works_three_calls_with_the_keyboard(app, site, page, manager,
     progress = page.locator("#call-progress")
     expect(progress).to_contain_text("0 of 4 done today")
     rows = {name: page.locator(f"#call-{ident}") for name, ident in queue.items()}
-    expect(rows["Anna Ivanova"]).to_be_focused()  # the first call to make has the focus on arrival
+
+    def ready(name):  # focused and wired by htmx: a key pressed now goes through htmx
+        expect(rows[name]).to_be_focused()
+        expect(rows[name]).to_have_attribute("data-ready", "")
+
+    ready("Anna Ivanova")  # the first call to make has the focus on arrival
 
     # 3: no answer. The row shows it, the progress moves, the focus goes on to Boris.
     page.keyboard.press("3")
     expect(rows["Anna Ivanova"]).to_contain_text("No answer")
     expect(progress).to_contain_text("1 of 4 done today")
-    expect(rows["Boris Petrov"]).to_be_focused()
+    ready("Boris Petrov")
 
     # A mistaken 4 (wrong number) on Boris, taken back with u from his row.
     page.keyboard.press("4")
@@ -60,16 +53,16 @@ def test_a_manager_works_three_calls_with_the_keyboard(app, site, page, manager,
     expect(progress).to_contain_text("2 of 4 done today")
     expect(rows["Vera Sokolova"]).to_be_focused()
     page.keyboard.press("k")  # back up to Boris
-    expect(rows["Boris Petrov"]).to_be_focused()
+    ready("Boris Petrov")
     page.keyboard.press("u")
     expect(rows["Boris Petrov"]).not_to_have_attribute("data-done", "")
     expect(progress).to_contain_text("1 of 4 done today")
-    expect(rows["Boris Petrov"]).to_be_focused()
+    ready("Boris Petrov")
 
     # 1: reached and responded.
     page.keyboard.press("1")
     expect(rows["Boris Petrov"]).to_contain_text("Reached, responded")
-    expect(rows["Vera Sokolova"]).to_be_focused()
+    ready("Vera Sokolova")
 
     # 2: not interested asks the reason; the keyboard picks it and Enter saves.
     page.keyboard.press("2")

@@ -3,7 +3,7 @@ refusals shown on the row, undo, reassigning, scheduling from a card, history, a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -12,24 +12,15 @@ from crm import clock, workdays
 from crm.extensions import db
 from crm.models import CallBack, CallReason, Customer, Interaction, Kind, Role, Status
 from tests.conftest import make_user, page_token, reload
-from tests.factories import customer
+from tests.factories import customer, lapsed_call
 
 
 @pytest.fixture
 def calls(app, manager, owner):
     """Two calls due now in the manager's queue, one in the owner's."""
     with app.app_context():
-        made = {}
-        for name, holder, at_risk in (("Anna Ivanova", manager, 900), ("Boris Petrov", manager, 500),
-                                      ("Olga's client", owner, 100)):
-            person = customer(name, phones=["+7 912 345-67-89"])
-            person.status, person.at_risk = Status.LAPSED, at_risk
-            db.session.flush()
-            call = CallBack(customer_id=person.id, manager_id=holder.id, reason=CallReason.LAPSED,
-                            due_at=clock.now() - timedelta(hours=1))
-            db.session.add(call)
-            db.session.flush()
-            made[name] = call.id
+        made = {name: lapsed_call(name, holder.id, at_risk) for name, holder, at_risk in (
+            ("Anna Ivanova", manager, 900), ("Boris Petrov", manager, 500), ("Olga's client", owner, 100))}
         db.session.commit()
         return made
 

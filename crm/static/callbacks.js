@@ -63,7 +63,8 @@
       return;
     }
     var row = current();
-    var button = row && row.querySelector('[data-key="' + event.key + '"]');
+    // A row htmx has not wired yet would submit as a plain form (a page load): wait for data-ready.
+    var button = row && row.hasAttribute("data-ready") && row.querySelector('[data-key="' + event.key + '"]');
     if (!button && event.key === "u") button = latestUndo();
     if (button && !button.disabled) {
       event.preventDefault();
@@ -91,6 +92,14 @@
     } else {
       focusRow(row);
     }
+  });
+
+  // htmx calls this once it has wired new content (the page, then every swapped row).
+  htmx.onLoad(function (elt) {
+    if (!elt.querySelectorAll) return;
+    var found = Array.prototype.slice.call(elt.querySelectorAll("[data-call-row]"));
+    if (elt.matches("[data-call-row]")) found.push(elt);
+    found.forEach(function (row) { row.setAttribute("data-ready", ""); });
   });
 
   document.addEventListener("DOMContentLoaded", function () {
