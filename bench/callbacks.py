@@ -144,7 +144,7 @@ def seed(app, manager_id: int, count: int = DUE) -> list[int]:
         db.session.execute(text("ANALYZE callbacks"))  # the only table that changed; the rest keep their stats
         db.session.commit()
         queued = callbacks.queue(manager, rules=CallRules(daily_cap=count))
-        assert len(queued.rows) == count and not queued.done, (len(queued.rows), queued.done)
+        assert len(queued.rows) == count and not queued.progress.done, (len(queued.rows), queued.progress.done)
         return [row.callback.id for row in queued.rows]
 
 

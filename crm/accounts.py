@@ -76,6 +76,11 @@ def authenticate(email: str, password: str) -> User | None:
     return user if user.check_password(password) else None
 
 
+def active_team() -> list[User]:
+    """Everyone who can still sign in, by name: the choices of every "manager" menu."""
+    return db.session.scalars(db.select(User).where(User.active.is_(True)).order_by(User.name, User.id)).all()
+
+
 def _last_active_owner(user: User) -> bool:
     others = db.session.scalar(
         db.select(db.func.count(User.id)).where(User.role == Role.OWNER, User.active.is_(True), User.id != user.id)
@@ -100,7 +105,6 @@ def set_active(user: User, active: bool, acting: User) -> User:
         if _last_active_owner(user):
             raise AccountError("active", str(_l("The team needs at least one active owner.")))
         user.end_sessions()
-        user.active = False
         callbacks.hand_over(user, acting)  # their queue goes to the others, not lost
     user.active = active
     return user

@@ -22,7 +22,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from crm import clock, customers, settings, workdays
+from crm import accounts, clock, customers, settings, workdays
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.ids import as_id
@@ -84,16 +84,27 @@ class Row:
 
 
 @dataclass
-class Queue:
-    manager: User | None
-    rows: list[Row]
-    done: int  # calls logged today from this queue
-    rolled: int  # due but beyond the daily cap: they wait for the next working day
-    cap: int
+class Progress:
+    """ "12 of 30 done today": calls logged today, calls still to make within the cap, the rest."""
+
+    done: int = 0
+    shown: int = 0
+    rolled: int = 0  # due but beyond the daily cap: they wait for the next working day
+    cap: int | None = None  # None for a sum over several queues
 
     @property
     def total(self) -> int:
-        return self.done + len(self.rows)
+        return self.done + self.shown
+
+    def __add__(self, other: Progress) -> Progress:
+        return Progress(self.done + other.done, self.shown + other.shown, self.rolled + other.rolled)
+
+
+@dataclass
+class Queue:
+    manager: User | None
+    rows: list[Row]
+    progress: Progress
 
 
 def _callable():
@@ -101,9 +112,12 @@ def _callable():
     return [Customer.status != Status.INACTIVE, Customer.do_not_contact.is_(False)]
 
 
+def _held_by(manager_id: int | None):
+    return CallBack.manager_id.is_(None) if manager_id is None else CallBack.manager_id == manager_id
+
+
 def _due(manager_id: int | None, end: datetime):
-    owner = CallBack.manager_id.is_(None) if manager_id is None else CallBack.manager_id == manager_id
-    return [owner, CallBack.done_at.is_(None), CallBack.due_at < end, *_callable()]
+    return [_held_by(manager_id), CallBack.done_at.is_(None), CallBack.due_at < end, *_callable()]
 
 
 def _rank(start: datetime):
@@ -115,21 +129,8 @@ def _rank(start: datetime):
 
 def done_today(manager_id: int | None, day: date) -> int:
     start, end = workdays.day_bounds(day)
-    owner = CallBack.manager_id.is_(None) if manager_id is None else CallBack.manager_id == manager_id
     return db.session.scalar(select(func.count()).select_from(CallBack).where(
-        owner, CallBack.done_at >= start, CallBack.done_at < end, CallBack.outcome.in_(OUTCOMES)))
-
-
-@dataclass
-class Progress:
-    done: int
-    shown: int  # still to call today, within the cap
-    rolled: int
-    cap: int
-
-    @property
-    def total(self) -> int:
-        return self.done + self.shown
+        _held_by(manager_id), CallBack.done_at >= start, CallBack.done_at < end, CallBack.outcome.in_(OUTCOMES)))
 
 
 def progress(manager: User | None, now: datetime | None = None, rules: CallRules | None = None) -> Progress:
@@ -148,31 +149,27 @@ def progress(manager: User | None, now: datetime | None = None, rules: CallRules
 def queue(manager: User | None, now: datetime | None = None, rules: CallRules | None = None) -> Queue:
     """The manager's calls for the team's today (None: the call-backs nobody holds), within the cap."""
     now = now or clock.now()
-    rules = rules or settings.load(CallRules)
-    day = workdays.day_of(now)
-    start, end = workdays.day_bounds(day)
-    manager_id = manager.id if manager else None
-    done = done_today(manager_id, day)
-    room = max(rules.daily_cap - done, 0) if manager else None
+    counts = progress(manager, now, rules)
+    start, end = workdays.day_bounds(workdays.day_of(now))
     found = db.session.execute(
         select(CallBack, Customer).join(Customer, Customer.id == CallBack.customer_id)
-        .where(*_due(manager_id, end)).order_by(*_rank(start)).limit(room)).all()
-    rolled = 0
-    if room is not None and len(found) == room:
-        rolled = db.session.scalar(select(func.count()).select_from(CallBack).join(Customer).where(
-            *_due(manager_id, end))) - room
+        .where(*_due(manager.id if manager else None, end)).order_by(*_rank(start)).limit(counts.shown)).all()
     rows = [Row(callback, customer, None) for callback, customer in found]
     _fill(rows)
-    return Queue(manager, rows, done, rolled, rules.daily_cap)
+    return Queue(manager, rows, counts)
 
 
 def team_queues(now: datetime | None = None) -> list[Queue]:
-    """Every active member's queue, and the call-backs nobody holds if there are any."""
+    """Every active member's queue that has anything today, and the call-backs nobody holds."""
     rules = settings.load(CallRules)
-    members = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name, User.id)).all()
-    queues = [queue(member, now, rules) for member in members]
-    unheld = queue(None, now, rules)
-    return [q for q in queues if q.rows or q.done or q.rolled] + ([unheld] if unheld.rows else [])
+    queues = [queue(member, now, rules) for member in accounts.active_team()] + [queue(None, now, rules)]
+    return [q for q in queues if q.rows or q.progress.done or q.progress.rolled]
+
+
+def team_progress(now: datetime | None = None) -> Progress:
+    """The whole team's progress line, by counting (no rows loaded)."""
+    rules = settings.load(CallRules)
+    return sum((progress(member, now, rules) for member in [*accounts.active_team(), None]), Progress())
 
 
 def _fill(rows: list[Row]) -> None:

@@ -29,10 +29,10 @@ from datetime import time as dt_time
 import phonenumbers
 from sqlalchemy import func, insert, select, text
 
-from crm import accounts, figures, segments
+from crm import accounts, callbacks, clock, figures, segments, workdays
 from crm.customers import search_terms_of
 from crm.extensions import db
-from crm.models import Customer, Role, Stage, User
+from crm.models import CallBack, CallReason, Customer, Interaction, Kind, Lapse, Role, Stage, Status, User
 
 # Shown by `make run` and in the README; only ever created by `flask demo seed`.
 DEMO_LOGINS = (
@@ -353,10 +353,7 @@ CALL_HISTORY_DAYS = 14
 def seed_calls(rng: random.Random) -> None:
     """Give every active member a queue for today (a few overdue calls and a promised one first)
     and two weeks of logged calls, from the lapsed customers most worth calling back."""
-    from crm import callbacks, clock, workdays  # noqa: PLC0415 - only the seed needs them
-    from crm.models import CallBack, CallReason, Interaction, Kind, Lapse, Status
-
-    members = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)).all()
+    members = accounts.active_team()
     pool = db.session.scalars(select(Customer).where(
         Customer.lapse.in_([Lapse.LAPSING, Lapse.LAPSED]), Customer.do_not_contact.is_(False),
         Customer.status.in_([Status.LAPSING, Status.LAPSED]))

@@ -87,7 +87,7 @@ def test_promised_and_overdue_calls_come_first_then_new_ones_by_value_at_risk(ma
     queue = callbacks.queue(maxim, NOW)
     assert _names(queue) == ["Overdue from Friday", "Second try", "Promised for 11:00", "New, big", "New, small"]
     row = queue.rows[0]
-    assert row.phone == "+79160000000" and queue.done == 0 and queue.total == 5
+    assert row.phone == "+79160000000" and queue.progress.done == 0 and queue.progress.total == 5
 
 
 def test_inactive_and_do_not_contact_customers_leave_the_queue(maxim):
@@ -138,14 +138,14 @@ def test_the_daily_cap_shows_the_first_calls_and_rolls_the_rest_to_the_next_day_
     for name, at_risk in (("A", 500), ("B", 400), ("C", 300), ("D", 200), ("E", 100)):
         _call(_person(name, at_risk), maxim, OPENING)
     queue = callbacks.queue(maxim, NOW)
-    assert _names(queue) == ["A", "B"] and queue.rolled == 3
+    assert _names(queue) == ["A", "B"] and queue.progress.rolled == 3
     callbacks.log_outcome(queue.rows[0].callback.id, "responded", maxim, now=NOW)
-    after = callbacks.queue(maxim, NOW + timedelta(minutes=5))
-    assert _names(after) == ["B"] and after.done == 1 and after.total == 2  # the cap counts calls made
+    after = callbacks.queue(maxim, NOW + timedelta(minutes=5))  # the cap counts calls made
+    assert _names(after) == ["B"] and after.progress.done == 1 and after.progress.total == 2
     progress = callbacks.progress(maxim, NOW + timedelta(minutes=5))
     assert (progress.done, progress.total, progress.rolled) == (1, 2, 3)
     tomorrow = callbacks.queue(maxim, NOW + timedelta(days=1))
-    assert _names(tomorrow) == ["B", "C"] and tomorrow.rolled == 2 and tomorrow.done == 0
+    assert _names(tomorrow) == ["B", "C"] and tomorrow.progress.rolled == 2 and tomorrow.progress.done == 0
 
 
 def test_round_robin_shares_evenly_and_carries_on_where_the_last_batch_stopped(olga, app):
@@ -195,7 +195,7 @@ def test_a_team_in_utc_plus_10_at_23_30_utc_is_already_working_its_next_day(make
         callbacks.log_outcome(done_monday.id, "responded", maxim, now=datetime(2026, 11, 23, 5, 0, tzinfo=UTC))
         queue = callbacks.queue(maxim, late)
         assert _names(queue) == ["Due Tuesday 09:00 local"]
-        assert queue.done == 0  # Monday's call was yesterday, local time
+        assert queue.progress.done == 0  # Monday's call was yesterday, local time
         assert callbacks.assign([_person("Assigned now")], maxim.id, date(2026, 11, 24), maxim,
                                 today=date(2026, 11, 24)) == 1
         with pytest.raises(FieldError):  # Monday is over in Vladivostok

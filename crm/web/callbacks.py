@@ -10,9 +10,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 
-from crm import callbacks, clock, settings, workdays
+from crm import accounts, callbacks, clock, settings, workdays
 from crm.errors import FieldError
 from crm.extensions import db, htmx
 from crm.figures import days_since
@@ -21,6 +20,7 @@ from crm.models import CallBack, CallReason, Customer, User
 from crm.settings import CallRules
 from crm.web.access import owner_only
 from crm.web.customer_forms import CHANNEL_LABELS, OUTCOME_LABELS, REASON_LABELS
+from crm.web.forms import as_date
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 
@@ -52,13 +52,10 @@ def _scope() -> str:
     return "team" if wanted == "team" else str(as_id(wanted) or current_user.id)
 
 
-def _progress(scope: str) -> dict:
+def _progress(scope: str) -> callbacks.Progress:
     if scope == "team":
-        queues = callbacks.team_queues()
-        return {"done": sum(q.done for q in queues), "total": sum(q.total for q in queues),
-                "rolled": sum(q.rolled for q in queues), "cap": None}
-    counts = callbacks.progress(db.session.get(User, int(scope)))
-    return {"done": counts.done, "total": counts.total, "rolled": counts.rolled, "cap": counts.cap}
+        return callbacks.team_progress()
+    return callbacks.progress(db.session.get(User, int(scope)))
 
 
 @bp.get("")
@@ -72,9 +69,8 @@ def index():
         if member is None:
             abort(404)
         queues = [callbacks.queue(member)]
-    team = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
-    progress = {"done": sum(q.done for q in queues), "total": sum(q.total for q in queues),
-                "rolled": sum(q.rolled for q in queues), "cap": queues[0].cap if scope != "team" else None}
+    team = accounts.active_team()
+    progress = sum((q.progress for q in queues), callbacks.Progress()) if scope == "team" else queues[0].progress
     return render_template("callbacks/index.html", queues=queues, scope=scope, team=team, progress=progress,
                            opened=as_id(request.args.get("open")), form_kind=request.args.get("form"))
 
@@ -219,7 +215,7 @@ def schedule():
     if customer is None:
         abort(404)
     try:
-        day = _date(request.form.get("day"))
+        day = as_date(request.form.get("day"))
         at = _time(request.form.get("at"))
         added = callbacks.assign([customer], request.form.get("manager_id"), day, current_user,
                                  reason=CallReason.PROMISED if at else CallReason.MANUAL,
@@ -231,13 +227,6 @@ def schedule():
         db.session.rollback()
         flash(error.message, "error")
     return redirect(url_for("customers.card", customer_id=customer.id))
-
-
-def _date(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat((raw or "").strip())
-    except ValueError:
-        return None
 
 
 def _time(raw: str | None) -> time | None:
@@ -255,13 +244,13 @@ def _time(raw: str | None) -> time | None:
 def history():
     """Calls per day: made, reached, responded, and customers who ordered soon after."""
     scope = _scope()
-    days = int(request.args.get("days", 14)) if request.args.get("days", "14") in map(str, HISTORY_DAYS) else 14
+    days = as_id(request.args.get("days")) if as_id(request.args.get("days")) in HISTORY_DAYS else HISTORY_DAYS[0]
     member = None if scope == "team" else db.session.get(User, int(scope))
     if scope != "team" and member is None:
         abort(404)
     rows = callbacks.history(None if scope == "team" else member.id, days)
     rules = settings.load(CallRules)
-    team = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
+    team = accounts.active_team()
     template = "callbacks/_history.html" if htmx else "callbacks/history.html"
     return render_template(template, rows=rows, chart=_chart(rows), member=member, scope=scope, days=days,
                            team=team, window=rules.returned_within_days, choices=HISTORY_DAYS)

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from crm import accounts
 from crm.contacts import display_phone
 from crm.customers import CALL_OUTCOMES, CustomerInput
 from crm.errors import FieldError
-from crm.extensions import db
-from crm.models import Channel, ContactKind, Customer, User
+from crm.models import Channel, ContactKind, Customer
 from crm.web.forms import attach_error, select_choices
 
 CHANNEL_LABELS = {"email": _l("Email"), "sms": _l("SMS"), "telegram": _l("Telegram"), "whatsapp": _l("WhatsApp"),
@@ -92,7 +91,7 @@ def _raw(attr: str) -> Callable[[Customer], str]:
 
 
 def _team_options() -> list[tuple[str, str]]:
-    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
+    users = accounts.active_team()
     return [("", str(_l("Nobody"))), *((str(u.id), u.name) for u in users)]
 
 

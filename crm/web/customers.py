@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -11,11 +9,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm import clock, customer_list, customers, exports, lapsed, rfm, settings, timeline
+from crm import accounts, clock, customer_list, customers, exports, lapsed, rfm, settings, timeline
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
 from crm.figures import FAVOURITES, days_since
-from crm.models import CallBack, ContactKind, Customer, Stage, User
+from crm.models import CallBack, ContactKind, Customer, Stage
 from crm.web import formatting
 from crm.web.access import owner_only
 from crm.web.customer_forms import (
@@ -31,6 +29,7 @@ from crm.web.customer_forms import (
     stage_name,
     team_choices,
 )
+from crm.web.forms import as_date
 from crm.web.segments import BEHAVIOUR_LABELS, cell_label
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
@@ -94,7 +93,7 @@ def _list_context(filters: customer_list.Filters) -> dict:
         "page": page,
         "rows": _row_views(customer_list.rows(page.ids)),
         "stages": db.session.scalars(select(Stage).order_by(Stage.position)).all(),
-        "team": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
+        "team": accounts.active_team(),
         "today": clock.team_today(),
     }
 
@@ -164,7 +163,7 @@ def _card_context(customer: Customer, editing: str | None = None) -> dict:
         "rfm_group": settings.load().group_name(rfm.group_of(customer.rfm)) if customer.rfm else None,
         "open_callback": db.session.scalar(select(CallBack).where(CallBack.customer_id == customer.id,
                                                                   CallBack.done_at.is_(None))),
-        "team": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
+        "team": accounts.active_team(),
     }
 
 
@@ -360,12 +359,8 @@ def bulk_manager():
 @bp.post("/bulk/callbacks")
 def bulk_callbacks():
     """Put the selected customers in a call-back queue for a day (one manager's, or shared out)."""
-    try:
-        day = date.fromisoformat(request.form.get("day", ""))
-    except ValueError:
-        day = None
     return _bulk(lambda ids: _("%(n)d customers added to the call-back queue.", n=lapsed.assign_callbacks(
-        ids, request.form.get("manager_id"), day, current_user)))
+        ids, request.form.get("manager_id"), as_date(request.form.get("day")), current_user)))
 
 
 @bp.get("/export.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
@@ -17,6 +18,14 @@ def attach_error(form: FlaskForm, error: FieldError) -> None:
         form.form_errors.append(error.message)
     else:
         field.errors = [*field.errors, error.message]
+
+
+def as_date(raw: str | None) -> date | None:
+    """A date typed as YYYY-MM-DD (what a date input sends), or None."""
+    try:
+        return date.fromisoformat((raw or "").strip())
+    except ValueError:
+        return None
 
 
 def select_choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:

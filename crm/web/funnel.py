@@ -9,13 +9,12 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
-from crm import clock, stages
+from crm import accounts, clock, stages
 from crm.errors import FieldError
 from crm.extensions import db, htmx
 from crm.figures import days_since
-from crm.models import Customer, Stage, User
+from crm.models import Customer, Stage
 from crm.web import formatting
 from crm.web.access import owner_only
 from crm.web.customer_forms import stage_name
@@ -106,7 +105,7 @@ def _board_context(whose: str, manager: str) -> dict:
     return {
         "columns": columns,
         "whose": whose,
-        "team": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
+        "team": accounts.active_team(),
         "labels": _card_labels(board),
     }
 

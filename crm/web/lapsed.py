@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
-from crm import clock, lapsed, rfm, saved_segments, settings
+from crm import accounts, clock, lapsed, rfm, saved_segments, settings
 from crm.errors import FieldError
 from crm.extensions import db, htmx, redis
 from crm.figures import days_since
-from crm.models import Lapse, Role, User
+from crm.models import Lapse, Role
 from crm.web.customer_forms import CHANNEL_LABELS, REASON_LABELS
+from crm.web.forms import as_date
 from crm.web.segments import BEHAVIOUR_LABELS
 
 bp = Blueprint("lapsed", __name__, url_prefix="/lapsed")
@@ -24,16 +22,12 @@ bp = Blueprint("lapsed", __name__, url_prefix="/lapsed")
 EXCLUDED_CACHE_SECONDS = 300
 
 
-def _team() -> list[User]:
-    return db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
-
-
 def _context(filters: lapsed.QueueFilters, message: str | None = None) -> dict:
     rows, next_cursor = lapsed.page(filters, request.args.get("after"))
     config = settings.load()
     return {
         "filters": filters, "rows": rows, "next_cursor": next_cursor, "message": message,
-        "today": clock.team_today(), "days_since": days_since, "team": _team(),
+        "today": clock.team_today(), "days_since": days_since, "team": accounts.active_team(),
         "groups": {key: config.group_name(key) for key in rfm.GROUPS}, "group_of": rfm.group_of,
         "behaviour_labels": BEHAVIOUR_LABELS, "channel_labels": CHANNEL_LABELS, "reason_labels": REASON_LABELS,
         "dismiss_days": lapsed.DISMISS_DAYS, "segments": saved_segments.listing(),
@@ -93,11 +87,8 @@ def _after_action(message: str):
 def callbacks():
     """Put the ticked customers in a manager's call-back queue for a day."""
     def work():
-        try:
-            day = date.fromisoformat(request.form.get("day", ""))
-        except ValueError:
-            day = None
-        added = lapsed.assign_callbacks(_ids(), request.form.get("manager_id"), day, current_user)
+        added = lapsed.assign_callbacks(_ids(), request.form.get("manager_id"), as_date(request.form.get("day")),
+                                        current_user)
         return _("%(n)d customers added to the call-back queue.", n=added)
     return _after_action(_act(work))
 
