@@ -20,6 +20,17 @@ from crm.models.import_run import ImportKind, ImportRun, ImportState
 from crm.models.interaction import Interaction, Kind
 from crm.models.order import Order, OrderStatus
 from crm.models.segment import RfmCell, Segment, TeamSetting
+from crm.models.sequence import (
+    Enrolment,
+    EnrolmentRule,
+    EnrolmentState,
+    Message,
+    MessageState,
+    Sequence,
+    SequenceStep,
+    StepChannel,
+    Trigger,
+)
 from crm.models.user import Role, User
 
 __all__ = [
@@ -32,6 +43,9 @@ __all__ = [
     "Contact",
     "ContactKind",
     "Customer",
+    "Enrolment",
+    "EnrolmentRule",
+    "EnrolmentState",
     "Gender",
     "ImportKind",
     "ImportRun",
@@ -40,14 +54,20 @@ __all__ = [
     "Kind",
     "Lapse",
     "LeaveReason",
+    "Message",
+    "MessageState",
     "Order",
     "OrderStatus",
     "RfmCell",
     "Role",
     "SearchTerm",
     "Segment",
+    "Sequence",
+    "SequenceStep",
     "Stage",
     "Status",
+    "StepChannel",
     "TeamSetting",
+    "Trigger",
     "User",
 ]

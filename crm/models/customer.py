@@ -122,6 +122,8 @@ class Customer(db.Model):
     birthday: Mapped[date | None] = mapped_column(Date)
     gender: Mapped[Gender | None] = mapped_column(_enum(Gender))
     city: Mapped[str | None] = mapped_column(String(120))
+    # IANA zone for the send window of sequences ("Europe/Moscow"); NULL means the team's zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     tags: Mapped[list[str]] = mapped_column(db.JSON, default=list)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id", ondelete="SET NULL"))
