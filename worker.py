@@ -22,7 +22,7 @@ from crm import create_app, tasks
 from crm.extensions import db, redis
 
 # (job, every so many seconds)
-PERIODIC = [(tasks.nightly, 600)]
+PERIODIC = [(tasks.nightly, 600), (tasks.dispatch_due, 60)]
 log = logging.getLogger(__name__)
 
 

@@ -508,6 +508,26 @@ def assign(chosen: list[Customer], target, day: date | None, acting: User, *, re
     return len(added)
 
 
+def hand_off(customer: Customer, now: datetime | None = None) -> bool:
+    """A customer answered a sequence: a call-back for today with their manager (or whoever holds
+    the fewest open calls), due now or when the working day starts. False when one is open already."""
+    now = now or clock.now()
+    manager_id = customer.manager_id
+    if manager_id is None or not (customer.manager and customer.manager.active):
+        load = open_load([m.id for m in active_managers()])
+        manager_id = min(load, key=lambda ident: (load[ident], ident)) if load else None
+    day = workdays.day_of(now)
+    due = max(now, workdays.opening(day)) if workdays.is_working_day(day) else workdays.opening(
+        workdays.next_working_day(day))
+    added = _insert_open([{"customer_id": customer.id, "manager_id": manager_id, "due_at": due,
+                           "reason": CallReason.SEQUENCE, "note": None, "attempts": 0, "created_by_id": None,
+                           "created_at": now}])
+    if added:
+        customers.record(customer, Kind.CALLBACK, None, outcome="assigned", manager_id=manager_id,
+                         due=workdays.day_of(due).isoformat(), reason=CallReason.SEQUENCE.value)
+    return bool(added)
+
+
 def reassign(callback_ids: list[int], target, acting: User, exclude: int | None = None) -> int:
     """Give open call-backs to another manager or share them out (owner only); return how many moved."""
     if acting.role is not Role.OWNER:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
-from crm import accounts, demo, imports
+from crm import accounts, delivery, demo, dispatch, imports
 from crm.errors import FieldError
 from crm.extensions import db
-from crm.models import ImportKind, Role
+from crm.models import ImportKind, Message, MessageState, Role
 
 users_cli = AppGroup("users", help="Manage team accounts.")
 demo_cli = AppGroup("demo", help="Demo data for a first look.")
 customers_cli = AppGroup("customers", help="Customers and their orders in bulk.")
+sequences_cli = AppGroup("sequences", help="Reactivation sequences.")
 
 
 @users_cli.command("create-owner")
@@ -105,7 +108,36 @@ def import_csv(kind: str, file: Path, maps: tuple[str, ...], encoding: str | Non
         click.echo(f"  line {error['line']}: {where}{error['reason']}", err=True)
 
 
+def _moment(_ctx, _param, value: str | None):
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use an ISO time, e.g. 2026-12-24T10:00 or 2026-12-24T10:00+03:00") from None
+    return moment.replace(tzinfo=moment.tzinfo or UTC)
+
+
+@sequences_cli.command("run-due")
+@click.option("--now", callback=_moment, help="Dispatch as of this ISO time (UTC unless it has an offset).")
+@click.option("--deliver", is_flag=True, help="Send the messages here and now instead of through the worker.")
+def run_due(now: datetime | None, deliver: bool) -> None:
+    """One dispatch pass: due steps become messages (and send jobs, or sends with --deliver)."""
+    report = dispatch.run_due(now, send=not deliver)
+    sent = {}
+    if deliver:
+        ids = list(db.session.scalars(select(Message.id).where(Message.state == MessageState.QUEUED)
+                                      .order_by(Message.id)))
+        sent = dict(delivery.send_batch(ids).counts)
+    click.echo(f"queued {report.queued}, skipped {report.skipped}, deferred {report.deferred}, "
+               f"stopped {report.stopped}, finished {report.finished}, requeued {report.requeued}, "
+               f"uncertain {report.uncertain}, send jobs {report.jobs}"
+               + (f"; delivered: {', '.join(f'{k} {v}' for k, v in sorted(sent.items())) or 'nothing'}"
+                  if deliver else ""))
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(customers_cli)
+    app.cli.add_command(sequences_cli)

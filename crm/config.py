@@ -119,4 +119,14 @@ def load(env: dict[str, str] | None = None) -> dict:
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS", "1")),
+        # Where customers reach the app: tracked and unsubscribe links in messages start with it.
+        "PUBLIC_URL": env.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Apprise URLs per channel for hosts that keep secrets in the environment; when set they
+        # replace what Settings holds for that channel (crm.channels).
+        "CHANNEL_URLS": {channel: env[f"CHANNEL_{channel.upper()}_URLS"]
+                         for channel in ("email", "sms", "telegram", "whatsapp")
+                         if env.get(f"CHANNEL_{channel.upper()}_URLS")},
+        # Sending: messages per send job, and how many go out at once inside one job.
+        "SEND_BATCH": int(env.get("SEND_BATCH", "200")),
+        "SEND_CONCURRENCY": int(env.get("SEND_CONCURRENCY", "16")),
     }

@@ -126,7 +126,33 @@ class CallRules:
         return self
 
 
-KEYS = {Segmentation: KEY, CallRules: "calls"}
+CHANNELS = ("email", "sms", "telegram", "whatsapp")
+MAX_URLS_LENGTH = 4000
+
+
+@dataclass(frozen=True)
+class Messaging:
+    """How sequences reach customers: Apprise URLs per channel (recipient left as a placeholder),
+    the order channels are tried in, and how many messages one customer may get in a week."""
+
+    urls: dict[str, str] = field(default_factory=dict)  # channel -> Apprise URLs, one per line
+    fallback: tuple[str, ...] = CHANNELS
+    weekly_cap: int = 3
+
+    def validate(self) -> Messaging:
+        for channel, value in self.urls.items():
+            if channel not in CHANNELS:
+                raise FieldError("urls", _l("Unknown channel."))
+            if len(value) > MAX_URLS_LENGTH:
+                raise FieldError(f"urls_{channel}", _l("Keep it under %(max)s characters.", max=MAX_URLS_LENGTH))
+        if sorted(self.fallback) != sorted(CHANNELS):
+            raise FieldError("fallback", _l("Put every channel in the order once."))
+        if not 1 <= self.weekly_cap <= 50:
+            raise FieldError("weekly_cap", _l("Enter a number of messages from 1 to %(max)s.", max=50))
+        return self
+
+
+KEYS = {Segmentation: KEY, CallRules: "calls", Messaging: "messaging"}
 
 
 def load(kind: type = Segmentation):
@@ -134,7 +160,10 @@ def load(kind: type = Segmentation):
     row = db.session.get(TeamSetting, KEYS[kind])
     stored = row.value if row else {}
     known = {f.name for f in fields(kind)}
-    return kind(**{k: v for k, v in stored.items() if k in known})
+    values = {k: v for k, v in stored.items() if k in known}
+    if "fallback" in values:  # JSON keeps tuples as lists; frozen settings compare as tuples
+        values["fallback"] = tuple(values["fallback"])
+    return kind(**values)
 
 
 def save(settings):

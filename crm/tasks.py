@@ -12,7 +12,7 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
 
-from crm import clock, imports, segments, stages
+from crm import clock, delivery, dispatch, enrolment, imports, segments, stages
 from crm.extensions import db, redis
 from crm.models import Stage
 
@@ -71,3 +71,28 @@ def nightly() -> str:
     if result["state"] == "busy":
         redis.connection.delete(key)
     return result["state"]
+
+
+class SendLater(Exception):
+    """Some messages of a send job met a passing failure: RQ runs the job again after a backoff."""
+
+
+def dispatch_due() -> dict:
+    """The per-minute pass: due steps become messages and send jobs; automatic rules run once a day
+    (after the night's rebuild has refreshed who is lapsing)."""
+    local = datetime.now(ZoneInfo(current_app.config["TEAM_TIMEZONE"]))
+    rules = {}
+    if local.hour >= NIGHTLY_HOUR + 1:
+        rules = {rule: report.enrolled for rule, report in enrolment.apply_rules().items()}
+        db.session.commit()
+    report = dispatch.run_due()
+    return {"queued": report.queued, "skipped": report.skipped, "finished": report.finished,
+            "requeued": report.requeued, "uncertain": report.uncertain, "jobs": report.jobs, "rules": rules}
+
+
+def send_messages(message_ids: list[int]) -> dict:
+    """Send a batch of queued messages; raise SendLater when some must be tried again."""
+    report = delivery.send_batch(message_ids)
+    if report.retry:
+        raise SendLater(f"{report.retry} of {len(message_ids)} messages to try again")
+    return dict(report.counts)

@@ -110,6 +110,8 @@ class Customer(db.Model):
         # A cell of the RFM grid or a behaviour class, opened as a list sorted by last order.
         Index("ix_customers_rfm_last_order", "rfm", "last_order_at", "id"),
         Index("ix_customers_behaviour_last_order", "behaviour", "last_order_at", "id"),
+        # The inactive list, newest first.
+        Index("ix_customers_status_inactive_since", "status", "inactive_since", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +168,10 @@ class Customer(db.Model):
     at_risk: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # A person put the card on its stage: the rebuild leaves it there.
     stage_pinned: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # Why and since when the customer is on the inactive list (crm.inactive).
+    inactive_reason: Mapped[str | None] = mapped_column(String(300))
+    inactive_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inactive_how: Mapped[str | None] = mapped_column(String(20))  # a key of crm.inactive.HOW
     # Dismissed from the lapsed queues until this day (team's calendar).
     dismissed_until: Mapped[date | None] = mapped_column(Date)
 

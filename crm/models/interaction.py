@@ -27,6 +27,8 @@ class Kind(enum.StrEnum):
     MERGE = "merge"
     CREATED = "created"
     CALLBACK = "callback"  # put in (or taken out of) a manager's call-back queue
+    SEQUENCE = "sequence"  # enrolled in, held out of, answered, finished or stopped a sequence
+    ERASED = "erased"  # personal data removed on request
 
 
 class Interaction(db.Model):

@@ -140,8 +140,8 @@ class Message(db.Model):
     __table_args__ = (
         # Exactly one message per step of an enrolment: a second dispatch cannot make another.
         UniqueConstraint("enrolment_id", "step", name="uq_messages_enrolment_step"),
-        # Queued messages to (re-)enqueue and stuck ones to recover.
-        Index("ix_messages_state_queued_at", "state", "queued_at"),
+        # Queued messages to enqueue again and stuck ones to recover.
+        Index("ix_messages_state_enqueued_at", "state", "enqueued_at"),
         # The frequency cap counts a customer's recent messages.
         Index("ix_messages_customer_queued_at", "customer_id", "queued_at"),
         Index("ix_messages_sequence_step_state", "sequence_id", "step", "state"),
@@ -159,7 +159,10 @@ class Message(db.Model):
     subject: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
-    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)  # on the dispatch's clock
+    # When a send job for it was last put on the queue (wall clock): a message still queued long
+    # after that lost its job (Redis flushed, worker killed) and is enqueued again.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Not to be tried before this (the backoff after a transient failure).
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

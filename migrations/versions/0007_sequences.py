@@ -18,6 +18,10 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('timezone', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('inactive_reason', sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column('inactive_since', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('inactive_how', sa.String(length=20), nullable=True))
+        batch_op.create_index('ix_customers_status_inactive_since', ['status', 'inactive_since', 'id'])
 
     op.create_table(
         'sequences',
@@ -98,6 +102,7 @@ def upgrade():
         sa.Column('body', sa.Text(), nullable=True),
         sa.Column('attempts', sa.SmallInteger(), server_default='0', nullable=False),
         sa.Column('queued_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('not_before', sa.DateTime(timezone=True), nullable=True),
         sa.Column('sending_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
@@ -112,7 +117,7 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name='pk_messages'),
         sa.UniqueConstraint('enrolment_id', 'step', name='uq_messages_enrolment_step'),
     )
-    op.create_index('ix_messages_state_queued_at', 'messages', ['state', 'queued_at'])
+    op.create_index('ix_messages_state_enqueued_at', 'messages', ['state', 'enqueued_at'])
     op.create_index('ix_messages_customer_queued_at', 'messages', ['customer_id', 'queued_at'])
     op.create_index('ix_messages_sequence_step_state', 'messages', ['sequence_id', 'step', 'state'])
     op.create_table(
@@ -139,4 +144,8 @@ def downgrade():
     op.drop_table('sequence_steps')
     op.drop_table('sequences')
     with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customers_status_inactive_since')
+        batch_op.drop_column('inactive_how')
+        batch_op.drop_column('inactive_since')
+        batch_op.drop_column('inactive_reason')
         batch_op.drop_column('timezone')

@@ -1,0 +1,206 @@
+"""Channels: the Apprise URLs messages go out through, and one send.
+
+The owner keeps one or more Apprise URLs per channel with the recipient as a placeholder
+(`mailtos://user:pass@smtp.host?from=shop@x.com&to={email}`, `tgram://TOKEN/{telegram}`,
+`json://gateway/sms/{phone}`), in Settings or in `CHANNEL_<NAME>_URLS` for hosts that keep
+secrets in the environment (those win). URLs are shown back only through Apprise's privacy mask.
+
+Each message is sent through plugin objects built for it alone: Apprise throttles repeated sends
+through one plugin instance (5.5 s for email by default), and a fresh instance has no history to
+wait for, so a worker can run many sends at once. The outcome is kept per URL, with Apprise's own
+log lines (captured per thread, secrets scrubbed) telling a permanent refusal from a passing fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import asdict, dataclass
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import apprise
+from apprise.plugins.email.base import NotifyEmail
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from crm import settings
+from crm.errors import FieldError
+from crm.models import ContactKind
+from crm.settings import CHANNELS, Messaging
+
+PLACEHOLDERS = {"email": "{email}", "sms": "{phone}", "telegram": "{telegram}", "whatsapp": "{phone}"}
+# The contacts a channel can use, best first.
+CONTACT_KINDS = {
+    "email": (ContactKind.EMAIL,),
+    "sms": (ContactKind.PHONE,),
+    "telegram": (ContactKind.TELEGRAM,),
+    "whatsapp": (ContactKind.WHATSAPP, ContactKind.PHONE),
+}
+LABELS = {"email": _l("Email"), "sms": _l("SMS"), "telegram": _l("Telegram"), "whatsapp": _l("WhatsApp")}
+SAMPLE = {"email": "someone@example.com", "sms": "+15550100", "telegram": "123456789", "whatsapp": "+15550100"}
+_SECRET_KEYS = re.compile(r"pass|token|key|secret|auth|sid|pwd", re.I)
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+def split_urls(raw: str | None) -> list[str]:
+    return [line.strip() for line in (raw or "").split() if line.strip() and not line.startswith("#")]
+
+
+def from_environment(channel: str) -> bool:
+    return channel in current_app.config["CHANNEL_URLS"]
+
+
+def urls(channel: str, messaging: Messaging | None = None) -> list[str]:
+    """The channel's URL templates: the environment's when set, else the Settings'."""
+    if from_environment(channel):
+        return split_urls(current_app.config["CHANNEL_URLS"][channel])
+    messaging = messaging or settings.load(Messaging)
+    return split_urls(messaging.urls.get(channel))
+
+
+def configured(messaging: Messaging | None = None) -> list[str]:
+    messaging = messaging or settings.load(Messaging)
+    return [channel for channel in CHANNELS if urls(channel, messaging)]
+
+
+def for_recipient(template: str, channel: str, recipient: str) -> str:
+    """Put the recipient into a URL template, quoted so an odd address cannot change the URL."""
+    return template.replace(PLACEHOLDERS[channel], quote(recipient, safe="@"))
+
+
+def masked(template: str, channel: str) -> str:
+    """The URL as it may be shown: Apprise's privacy form, or only its scheme when unreadable."""
+    plugin = apprise.Apprise.instantiate(for_recipient(template, channel, SAMPLE[channel]))
+    if plugin is None:
+        return template.split("://", 1)[0] + "://…"
+    shown = plugin.url(privacy=True)
+    for form in (SAMPLE[channel], quote(SAMPLE[channel], safe=""), quote(SAMPLE[channel], safe="@")):
+        shown = shown.replace(form, PLACEHOLDERS[channel])
+    return shown
+
+
+def check_urls(channel: str, raw: str) -> str:
+    """Return the URLs one per line, or raise FieldError naming the first that Apprise cannot read."""
+    lines = split_urls(raw)
+    for number, template in enumerate(lines, 1):
+        if apprise.Apprise.instantiate(for_recipient(template, channel, SAMPLE[channel])) is None:
+            raise FieldError(f"urls_{channel}", str(_l("Line %(n)s is not an Apprise URL this server can use.",
+                                                        n=number)))
+    return "\n".join(lines)
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    url: str  # masked
+    ok: bool
+    error: str | None = None
+    permanent: bool = False  # refused for good (5xx from SMTP, 4xx from HTTP): retrying will not help
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_captured = threading.local()
+
+
+class _Capture(logging.Handler):
+    """Keeps Apprise's log lines for the send running on this thread (see `send`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(_captured, "lines", None)
+        if lines is not None:
+            lines.append(record.getMessage())
+
+
+_apprise_log = logging.getLogger("apprise")
+_apprise_log.setLevel(logging.DEBUG)
+_apprise_log.propagate = False  # its lines can hold addresses; they reach the message row only, scrubbed
+_apprise_log.addHandler(_Capture())
+
+
+def _prepare_with_stable_id(prepare):
+    """Apprise adds a fresh Message-ID after the caller's headers; keep the caller's one only,
+    so a retried email is recognisably the same message to the receiving side."""
+
+    def prepare_emails(*args, **kwargs):
+        wanted = (kwargs.get("headers") or {}).get("Message-ID")
+        for message in prepare(*args, **kwargs):
+            if wanted:
+                head, sep, rest = message.body.partition("\n\n")
+                kept, seen = [], False
+                for line in head.split("\n"):
+                    if line.lower().startswith("message-id:"):
+                        if seen:
+                            continue
+                        seen = True
+                    kept.append(line)
+                message.body = "\n".join(kept) + sep + rest
+            yield message
+
+    prepare_emails.crm_stable_id = True
+    return staticmethod(prepare_emails)
+
+
+if not getattr(NotifyEmail.prepare_emails, "crm_stable_id", False):
+    NotifyEmail.prepare_emails = _prepare_with_stable_id(NotifyEmail.prepare_emails)
+
+
+def _secrets_of(url: str) -> list[str]:
+    parts = urlsplit(url)
+    found = [parts.password or "", parts.username or ""]
+    found += [value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key)]
+    found += [segment for segment in parts.path.split("/") if len(segment) >= 20]  # bot tokens and the like
+    return [secret for secret in found if len(secret) >= 4]
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "•••").replace(quote(secret, safe=""), "•••")
+    return text[:300]
+
+
+_SMTP_CODE = re.compile(r"\((\d{3}),")
+_HTTP_CODE = re.compile(r"error code (\d{3})")
+
+
+def _permanent(lines: list[str]) -> bool:
+    for line in lines:
+        for code in _SMTP_CODE.findall(line):
+            if code.startswith("5"):
+                return True
+        for code in _HTTP_CODE.findall(line):
+            if code.startswith("4") and code not in ("408", "429"):
+                return True
+    return False
+
+
+def send(channel: str, recipient: str, title: str, body: str, *, headers: dict | None = None,
+         templates: list[str] | None = None) -> list[Outcome]:
+    """Send one message to one recipient through every URL of the channel; an Outcome per URL."""
+    outcomes = []
+    for template in templates if templates is not None else urls(channel):
+        url = for_recipient(template, channel, recipient)
+        shown = masked(template, channel)
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            outcomes.append(Outcome(shown, False, "not an Apprise URL", permanent=True))
+            continue
+        if headers and isinstance(plugin, NotifyEmail):
+            plugin.headers.update(headers)
+        _captured.lines = lines = []
+        try:
+            ok = bool(plugin.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
+        except Exception as error:  # a plugin bug must not take the batch down
+            ok, lines = False, [*lines, repr(error)]
+        finally:
+            _captured.lines = None
+        error = None
+        if not ok:
+            secrets = _secrets_of(url)
+            error = " | ".join(_scrub(line, secrets) for line in lines[-3:]) or "failed"
+        outcomes.append(Outcome(shown, ok, error, permanent=not ok and _permanent(lines)))
+    return outcomes

@@ -1,0 +1,163 @@
+"""The inactive list: customers taken out of every mailing and queue, kept on record, restorable.
+
+Ways in: no response to a whole sequence (crm.dispatch), a manager's decision, hard bounces or
+wrong numbers on every channel, unsubscribed from every channel. Ways out: restore (back to
+active, with a note), or erase (personal data removed on request, anonymous order figures kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import selectinload
+
+from crm import clock, customers, enrolment, segments
+from crm.errors import FieldError
+from crm.extensions import db
+from crm.models import (
+    CallBack,
+    Consent,
+    Contact,
+    Customer,
+    EnrolmentState,
+    Interaction,
+    Kind,
+    Message,
+    SearchTerm,
+    Status,
+    User,
+)
+
+HOW = {
+    "no_response": _l("No response to a sequence"),
+    "manager": _l("A manager's decision"),
+    "bounces": _l("Unreachable on every channel"),
+    "unsubscribed": _l("Unsubscribed from every channel"),
+}
+PAGE_SIZE = 50
+
+
+def move(customer: Customer, how: str, reason: str, acting: User | None, now: datetime | None = None,
+         ending: EnrolmentState = EnrolmentState.STOPPED) -> bool:
+    """Put a customer on the inactive list (the caller commits); False when they are there already."""
+    if customer.status is Status.INACTIVE:
+        return False
+    now = now or clock.now()
+    running = enrolment.active_enrolment(customer.id)
+    if running is not None:
+        enrolment.end(running, ending, how, now)
+    # Out of every queue: an open call-back is closed, not left for a manager to stumble on.
+    db.session.execute(update(CallBack).where(CallBack.customer_id == customer.id, CallBack.done_at.is_(None))
+                       .values(done_at=now, outcome="inactive").execution_options(synchronize_session=False))
+    customers.record(customer, Kind.STATUS, acting, body=reason, before=customer.status.value,
+                     after=Status.INACTIVE.value, how=how)
+    customer.status = Status.INACTIVE
+    customer.inactive_reason, customer.inactive_since, customer.inactive_how = reason[:300], now, how
+    stage_id = customers.stage_id_of("inactive")
+    if stage_id:
+        customer.stage_id, customer.stage_pinned = stage_id, True
+    return True
+
+
+def restore(customer: Customer, note: str | None, acting: User) -> None:
+    """Back to active (what their cadence says), with a note on the timeline."""
+    if customer.status is not Status.INACTIVE:
+        raise FieldError("note", str(_l("This customer is not on the inactive list.")))
+    note = (note or "").strip()[:2000]
+    if not note:
+        raise FieldError("note", str(_l("Say why the customer comes back (it goes on the timeline).")))
+    status = enrolment.cadence_status(customer)
+    customers.record(customer, Kind.STATUS, acting, body=note, before=Status.INACTIVE.value, after=status.value,
+                     how="restored")
+    customer.status, customer.inactive_reason, customer.inactive_since, customer.inactive_how = status, None, None, None
+    customer.stage_pinned = False
+    segments.refresh(customer)
+
+
+def erase(customer: Customer, acting: User) -> None:
+    """Remove a customer's personal data for good; orders stay, anonymous, so the figures add up."""
+    if customer.status is not Status.INACTIVE:
+        raise FieldError("erase", str(_l("Move the customer to the inactive list before erasing.")))
+    db.session.execute(delete(Contact).where(Contact.customer_id == customer.id))
+    db.session.execute(delete(Consent).where(Consent.customer_id == customer.id))
+    db.session.execute(delete(SearchTerm).where(SearchTerm.customer_id == customer.id))
+    db.session.execute(update(Interaction).where(Interaction.customer_id == customer.id)
+                       .values(body=None, data={}).execution_options(synchronize_session=False))
+    db.session.execute(update(Message).where(Message.customer_id == customer.id)
+                       .values(recipient=None, subject=None, body=None, result=[])
+                       .execution_options(synchronize_session=False))
+    db.session.expire(customer, ["contacts", "consents"])
+    for name in ("birthday", "gender", "city", "notes", "leave_reason_note", "external_ref", "timezone",
+                 "preferred_channel"):
+        setattr(customer, name, None)
+    customer.name = str(_l("Erased customer #%(id)s", id=customer.id))
+    customer.sort_name = customer.name.lower()
+    customer.tags, customer.favourite_products, customer.favourite_categories = [], [], []
+    customer.inactive_reason = str(_l("Personal data erased on request"))
+    customer.do_not_contact = True
+    customers.record(customer, Kind.ERASED, acting)
+
+
+def unreachable(customer: Customer) -> bool:
+    """No usable contact left with consent: every channel bounced, was a wrong number, or refused."""
+    usable = {c.kind for c in customer.contacts if not c.invalid}
+    from crm.channels import CONTACT_KINDS
+
+    for consent in customer.consents:
+        if consent.granted and consent.channel.value in CONTACT_KINDS and \
+                usable & set(CONTACT_KINDS[consent.channel.value]):
+            return False
+    return True
+
+
+# --- the list --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    how: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> Filters:
+        how = args.get("how", "")
+        return cls(how=how if how in HOW else "", q=(args.get("q") or "").strip()[:100])
+
+
+def _query(filters: Filters):
+    query = select(Customer).where(Customer.status == Status.INACTIVE)
+    if filters.q:
+        query = query.where(Customer.sort_name.startswith(filters.q.lower(), autoescape=True))
+    if filters.how:
+        query = query.where(Customer.inactive_how == filters.how)
+    return query
+
+
+def page(filters: Filters, before: tuple[datetime, int] | None = None) -> tuple[list[Customer], bool]:
+    """A page of the list, most recently moved first; and whether more follow."""
+    query = _query(filters)
+    if before is not None:
+        since, ident = before
+        query = query.where((Customer.inactive_since < since) |
+                            ((Customer.inactive_since == since) & (Customer.id < ident)))
+    rows = db.session.scalars(query.order_by(Customer.inactive_since.desc(), Customer.id.desc())
+                              .limit(PAGE_SIZE + 1)).all()
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def count(filters: Filters) -> int:
+    return db.session.scalar(select(func.count()).select_from(_query(filters).with_only_columns(
+        Customer.id).subquery()))
+
+
+def export_rows(filters: Filters):
+    """Rows for the owner's CSV export, streamed."""
+    query = (_query(filters).order_by(Customer.inactive_since.desc(), Customer.id.desc())
+             .options(selectinload(Customer.contacts)).execution_options(yield_per=1000))
+    for customer in db.session.scalars(query):
+        yield [customer.id, customer.name, " ".join(c.value for c in customer.contacts),
+               customer.inactive_since.isoformat() if customer.inactive_since else "",
+               HOW.get(customer.inactive_how or "", ""), customer.inactive_reason or "", customer.order_count,
+               customer.total_spent]
