@@ -249,6 +249,8 @@ def _set_status(customer: Customer, status: Status, acting: User, undo: dict) ->
                                             after=status.value))
     customer.status = status
     if status is Status.INACTIVE:
+        customer.inactive_how, customer.inactive_since = "manager", clock.now()
+        customer.inactive_reason = str(_l("A manager's decision after a call"))
         stage_id = customers.stage_id_of("inactive")
         if stage_id and customer.stage_id != stage_id:
             undo["entries"].append(customers.record(customer, Kind.STAGE, acting, before=customer.stage_id,
@@ -310,6 +312,10 @@ def log_outcome(callback_id, outcome: str, acting: User, *, note: str | None = N
     if outcome == "responded":
         if customer.status is not Status.RESPONDED:
             _set_status(customer, Status.RESPONDED, acting, undo)
+        # A running sequence stops here (the manager is on the phone already: no hand-off call).
+        from crm import responses
+
+        responses.respond(customer, "call", acting, now, hand_off=False)
     elif outcome == "not_interested":
         undo["leave_reason"] = customer.leave_reason.value if customer.leave_reason else None
         customer.leave_reason = leave_reason

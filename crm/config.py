@@ -129,4 +129,8 @@ def load(env: dict[str, str] | None = None) -> dict:
         # Sending: messages per send job, and how many go out at once inside one job.
         "SEND_BATCH": int(env.get("SEND_BATCH", "200")),
         "SEND_CONCURRENCY": int(env.get("SEND_CONCURRENCY", "16")),
+        # Seconds after which a queued message whose job never ran is enqueued again, and a message
+        # left "sending" (its worker killed) is marked uncertain (crm.dispatch.repair).
+        "SEND_REQUEUE_AFTER": int(env.get("SEND_REQUEUE_AFTER", "300")),
+        "SEND_UNCERTAIN_AFTER": int(env.get("SEND_UNCERTAIN_AFTER", "900")),
     }

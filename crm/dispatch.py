@@ -32,8 +32,6 @@ from crm.models import Customer, Enrolment, EnrolmentState, Kind, Message, Messa
 from crm.settings import Messaging
 
 BATCH = 500
-REQUEUE_AFTER = timedelta(minutes=5)  # a queued message whose job has not run by then lost it
-UNCERTAIN_AFTER = timedelta(minutes=15)  # far longer than a send takes (network timeouts included)
 # RQ retries a send job that met passing failures; the message rows carry the same backoff.
 RETRY_INTERVALS = [60, 300, 900]
 
@@ -171,13 +169,17 @@ def _due(now: datetime):
 def repair(wall: datetime | None = None) -> tuple[list[int], int]:
     """Messages to enqueue again (their job was lost), and how many were marked uncertain."""
     wall = wall or clock.now()
+    # A queued message whose job has not run by then lost it; a message "sending" for longer than a
+    # send can take (network timeouts included) lost its worker.
+    requeue_after = timedelta(seconds=current_app.config["SEND_REQUEUE_AFTER"])
+    uncertain_after = timedelta(seconds=current_app.config["SEND_UNCERTAIN_AFTER"])
     uncertain = db.session.execute(
-        update(Message).where(Message.state == MessageState.SENDING, Message.sending_at < wall - UNCERTAIN_AFTER)
+        update(Message).where(Message.state == MessageState.SENDING, Message.sending_at < wall - uncertain_after)
         .values(state=MessageState.UNCERTAIN, reason="worker_died").execution_options(synchronize_session=False)
     ).rowcount
     lost = list(db.session.scalars(select(Message.id).where(
         Message.state == MessageState.QUEUED,
-        (Message.enqueued_at.is_(None)) | (Message.enqueued_at < wall - REQUEUE_AFTER),
+        (Message.enqueued_at.is_(None)) | (Message.enqueued_at < wall - requeue_after),
         (Message.not_before.is_(None)) | (Message.not_before <= wall)).order_by(Message.id)))
     return lost, uncertain
 

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
-from crm import contacts, customers, figures, orders, segments
+from crm import contacts, customers, figures, orders, responses, segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -965,6 +965,7 @@ class _Orders(_Rows):
         else:
             for cid in sorted(self.touched):
                 segments.refresh(figures.refresh(cid))
+        responses.after_orders(sorted(self.touched))  # paid orders stop running sequences
 
 
 _DAY_FIRST = re.compile(r"(\d{1,2})[./](\d{1,2})[./](\d{4})((?: \d{2}:\d{2}(?::\d{2})?)?)")

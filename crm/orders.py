@@ -16,7 +16,7 @@ from babel.numbers import get_currency_precision
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from crm import contacts, customers, figures, segments
+from crm import contacts, customers, figures, responses, segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import Contact, ContactKind, Customer, Kind, Order, OrderStatus, User
@@ -226,4 +226,5 @@ def save_order(order_in: OrderInput, source: str, region: str, acting: User | No
     customers.record(customer, Kind.ORDER, acting, outcome=outcome, order_id=order.id,
                      external_id=order.external_id, amount=order.amount, currency=order.currency,
                      status=order.status.value, source=source)
+    responses.after_order(order)  # a paid order stops a running reactivation sequence
     return order, outcome
