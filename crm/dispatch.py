@@ -103,9 +103,9 @@ def _insert_message(values: dict) -> int | None:
 
 
 def finish_reason(row: Enrolment, now: datetime) -> str:
-    last = db.session.scalar(select(Message.sent_at).where(Message.enrolment_id == row.id,
-                                                           Message.state == MessageState.SENT)
-                             .order_by(Message.sent_at.desc()).limit(1))
+    last = db.session.scalar(select(Message.queued_at).where(Message.enrolment_id == row.id,
+                                                             Message.state == MessageState.SENT)
+                             .order_by(Message.queued_at.desc()).limit(1))
     day = workdays.day_of(last or now).isoformat()
     return f"no response to {row.sequence.name}: {row.sent} messages, last on {day}"
 
