@@ -211,7 +211,13 @@ def log_call(customer: Customer, outcome: str, note: str | None, acting: User) -
     """Record a phone call and its outcome on the timeline."""
     if outcome not in CALL_OUTCOMES:
         raise FieldError("outcome", str(_l("Choose one of the offered values.")))
-    return record(customer, Kind.CALL, acting, body=(note or "").strip()[:5000] or None, outcome=outcome)
+    entry = record(customer, Kind.CALL, acting, body=(note or "").strip()[:5000] or None, outcome=outcome)
+    if outcome == "reached":
+        from crm import responses  # (responses builds on this module)
+
+        # They picked up: a running sequence stops; the manager is already talking to them.
+        responses.respond(customer, "call", acting, hand_off=False)
+    return entry
 
 
 def assign_manager(customer_ids: list[int], manager_id: int | str | None, acting: User) -> int:

@@ -389,3 +389,16 @@ def test_the_dispatch_on_postgresql_claims_each_step_once(pg_app, pg_ctx, smtp):
     report = delivery.send_batch(first.message_ids)
     assert report.counts["sent"] == 5 and len(smtp.mails) == 5
     assert delivery.send_batch(first.message_ids).counts["sent"] == 0  # a repeated job sends nothing
+
+
+def test_a_call_logged_on_the_card_stops_the_sequence_without_a_hand_off_call(app, ctx, owner, channels_on):
+    from crm import customers
+
+    sequence = make_sequence(owner, 3)
+    yana = person("Yana Bell", "yana@example.com")
+    enrol(sequence, yana)
+    customers.log_call(db.session.get(Customer, yana.id), "reached", "wants a catalogue", db.session.merge(owner))
+    db.session.commit()
+    assert db.session.scalar(select(Enrolment.end_reason)) == "call"
+    assert db.session.get(Customer, yana.id).status is Status.RESPONDED
+    assert db.session.scalar(select(func.count()).select_from(CallBack)) == 0
