@@ -29,10 +29,24 @@ from datetime import time as dt_time
 import phonenumbers
 from sqlalchemy import func, insert, select, text
 
-from crm import accounts, callbacks, clock, figures, segments, workdays
+from crm import accounts, callbacks, clock, figures, segments, sequences, workdays
 from crm.customers import search_terms_of
 from crm.extensions import db
-from crm.models import CallBack, CallReason, Customer, Interaction, Kind, Lapse, Role, Stage, Status, User
+from crm.models import (
+    CallBack,
+    CallReason,
+    Customer,
+    EnrolmentRule,
+    Interaction,
+    Kind,
+    Lapse,
+    Role,
+    Sequence,
+    Stage,
+    Status,
+    Trigger,
+    User,
+)
 
 # Shown by `make run` and in the README; only ever created by `flask demo seed`.
 DEMO_LOGINS = (
@@ -338,6 +352,7 @@ def seed(customers: int = 2000, locale: str = "en", seed: int | None = None,
             segments.rebuild()
             db.session.commit()
             seed_calls(random.Random(seed))
+            seed_sequences(locale)
             db.session.commit()
             report.figures = time.monotonic() - rebuilding
         finally:
@@ -348,6 +363,22 @@ def seed(customers: int = 2000, locale: str = "en", seed: int | None = None,
 
 CALLS_TODAY = 30  # a morning's queue per member
 CALL_HISTORY_DAYS = 14
+
+
+SEQUENCE_NAMES = {"en": ("Win back the lapsed", "VIP rescue"), "ru": ("Вернуть ушедших", "Спасти VIP")}
+
+
+def seed_sequences(locale: str) -> None:
+    """Two sequences to start from, and a rule (off until the owner sets up a channel and turns it on)."""
+    owner = db.session.scalar(select(User).where(User.role == Role.OWNER, User.active.is_(True)).order_by(User.id))
+    if owner is None or db.session.scalar(select(func.count()).select_from(Sequence)):
+        return
+    lapsed_name, vip_name = SEQUENCE_NAMES.get(locale, SEQUENCE_NAMES["en"])
+    lapsed = sequences.create(3, lapsed_name, owner)
+    lapsed.discount_code, lapsed.holdout_percent = "COMEBACK10", 10
+    vip = sequences.create(5, vip_name, owner)
+    vip.discount_code, vip.holdout_percent = "VIP15", 10
+    db.session.add(EnrolmentRule(sequence_id=lapsed.id, trigger=Trigger.LAPSED, days=0, groups=[], active=False))
 
 
 def seed_calls(rng: random.Random) -> None:
