@@ -63,9 +63,18 @@ def after_order(order: Order) -> bool:
     if order.status is not OrderStatus.PAID:
         return False
     running = enrolment.active_enrolment(order.customer_id)
-    if running is None or clock_aware(order.placed_at) < clock_aware(running.enrolled_at):
+    customer = db.session.get(Customer, order.customer_id)
+    if running is None:
+        if customer.status is Status.RESPONDED:
+            # They answered earlier and have now bought: back among the active, by their cadence.
+            status = enrolment.cadence_status(customer)
+            customers.record(customer, Kind.STATUS, None, before=customer.status.value, after=status.value,
+                             how="order")
+            customer.status = status
         return False
-    return respond(db.session.get(Customer, order.customer_id), "order", order_id=order.id)
+    if clock_aware(order.placed_at) < clock_aware(running.enrolled_at):
+        return False
+    return respond(customer, "order", order_id=order.id)
 
 
 def after_orders(customer_ids: list[int]) -> int:

@@ -402,3 +402,13 @@ def test_a_call_logged_on_the_card_stops_the_sequence_without_a_hand_off_call(ap
     assert db.session.scalar(select(Enrolment.end_reason)) == "call"
     assert db.session.get(Customer, yana.id).status is Status.RESPONDED
     assert db.session.scalar(select(func.count()).select_from(CallBack)) == 0
+
+
+def test_a_responded_customer_who_then_orders_is_active_again(app, ctx, owner, channels_on):
+    sequence = make_sequence(owner, 3)
+    zoya = person("Zoya Park", "zoya@example.com")
+    enrol(sequence, zoya)
+    factories.order(db.session.get(Customer, zoya.id), START + timedelta(hours=1), "20.00")
+    assert db.session.get(Customer, zoya.id).status is Status.RESPONDED
+    factories.order(db.session.get(Customer, zoya.id), START + timedelta(days=3), "30.00")
+    assert db.session.get(Customer, zoya.id).status is Status.ACTIVE
