@@ -519,9 +519,12 @@ def hand_off(customer: Customer, now: datetime | None = None) -> bool:
     the fewest open calls), due now or when the working day starts. False when one is open already."""
     now = now or clock.now()
     manager_id = customer.manager_id
-    if manager_id is None or not (customer.manager and customer.manager.active):
-        load = open_load([m.id for m in active_managers()])
-        manager_id = min(load, key=lambda ident: (load[ident], ident)) if load else None
+    manager = customer.manager
+    if manager is None or not manager.active:
+        team = {m.id: m for m in active_managers()}
+        load = open_load(list(team))
+        manager = team[min(load, key=lambda ident: (load[ident], ident))] if load else None
+    manager_id = manager.id if manager else None
     day = workdays.day_of(now)
     due = max(now, workdays.opening(day)) if workdays.is_working_day(day) else workdays.opening(
         workdays.next_working_day(day))
@@ -530,7 +533,8 @@ def hand_off(customer: Customer, now: datetime | None = None) -> bool:
                            "created_at": now}])
     if added:
         customers.record(customer, Kind.CALLBACK, None, outcome="assigned", manager_id=manager_id,
-                         due=workdays.day_of(due).isoformat(), reason=CallReason.SEQUENCE.value)
+                         manager=manager.name if manager else "", due=workdays.day_of(due).isoformat(),
+                         reason=CallReason.SEQUENCE.value)
     return bool(added)
 
 

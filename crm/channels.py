@@ -45,7 +45,8 @@ _SECRET_KEYS = re.compile(r"pass|token|key|secret|auth|sid|pwd", re.I)
 # --- configuration -------------------------------------------------------------------------------
 
 def split_urls(raw: str | None) -> list[str]:
-    return [line.strip() for line in (raw or "").split() if line.strip() and not line.startswith("#")]
+    """URLs one per line (or space-separated); lines starting with # are comments."""
+    return [url for line in (raw or "").splitlines() if not line.strip().startswith("#") for url in line.split()]
 
 
 def from_environment(channel: str) -> bool:

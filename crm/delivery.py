@@ -1,22 +1,28 @@
 """The send job: delivers a batch of queued messages through Apprise, each exactly once.
 
 Per chunk of the batch:
-1. claim: one UPDATE turns the chunk's rows from queued to sending (only rows still queued and past
-   their backoff; a duplicate job, a retry or a second worker finds nothing left to take), commit;
+1. lease: one UPDATE takes the chunk's rows that are still queued and past their backoff by moving
+   their `not_before` to the lease's end (SEND_REQUEUE_AFTER from now), commit: they stay queued, so
+   a duplicate job, a retry or a second worker finds nothing to take, and a worker killed now only
+   delays them (the dispatcher enqueues them again once the lease is over);
 2. prepare: re-check each customer right before sending (answered, do-not-contact, inactive,
    consent, the enrolment still running) and render the text; skipped rows say why; commit, so no
    database lock is held while the network is used;
-3. send the chunk concurrently (threads, bounded), each message through Apprise objects built for
-   it alone, trying the fallback channel after a permanent refusal;
-4. record: sent / failed, or back to queued with a backoff after a passing failure; commit.
-A worker killed between 1 and 4 leaves rows "sending"; the dispatcher marks them uncertain later
-(crm.dispatch.repair) instead of risking a second copy.
+3. send concurrently (threads, at most `concurrency` at once), each message through Apprise objects
+   built for it alone, trying the fallback channel after a permanent refusal. Right before a message
+   goes to its thread it is handed over: queued -> sending, only if still queued under this lease
+   (a stop since, or another job after the lease ran out, wins), commit;
+4. record each result as it comes: sent / failed, or back to queued with a backoff after a passing
+   failure; commit.
+So only a message on the wire is "sending": a worker killed then leaves it so, and the dispatcher
+marks it uncertain later (crm.dispatch.repair) instead of risking a second copy. Messages of the
+chunk not handed over yet are still queued and go out later.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -72,12 +78,22 @@ class Report:
         return self.counts["retry"]
 
 
-def _claim(ids: list[int], now: datetime) -> list[int]:
+def _lease(ids: list[int], now: datetime, until: datetime) -> list[int]:
+    """Take these messages (those still queued and due) for this job until `until`; they stay queued."""
     return list(db.session.scalars(
         update(Message).where(Message.id.in_(ids), Message.state == MessageState.QUEUED,
                               (Message.not_before.is_(None)) | (Message.not_before <= now))
-        .values(state=MessageState.SENDING, sending_at=now, attempts=Message.attempts + 1)
-        .returning(Message.id).execution_options(synchronize_session=False)))
+        .values(not_before=until).returning(Message.id).execution_options(synchronize_session=False)))
+
+
+def _hand_over(message_id: int, lease: datetime) -> bool:
+    """Mark one leased message "sending", right before it goes on the wire; False when it is no
+    longer ours (stopped meanwhile, or taken by another job after the lease ran out)."""
+    return db.session.execute(
+        update(Message).where(Message.id == message_id, Message.state == MessageState.QUEUED,
+                              Message.not_before == lease)
+        .values(state=MessageState.SENDING, sending_at=clock.now(), attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False)).rowcount == 1
 
 
 def _skip(message: Message, reason: str) -> None:
@@ -186,20 +202,39 @@ def send_batch(message_ids: list[int], concurrency: int | None = None) -> Report
     configured = channels.configured(messaging)
     templates = {channel: channels.urls(channel, messaging) for channel in configured}
     report = Report()
+    lease = timedelta(seconds=current_app.config["SEND_REQUEUE_AFTER"])
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
         for start in range(0, len(message_ids), concurrency * 2):
-            claimed = _claim(message_ids[start:start + concurrency * 2], clock.now())
+            now = clock.now()
+            until = now + lease
+            leased = _lease(message_ids[start:start + concurrency * 2], now, until)
             db.session.commit()
-            if not claimed:
+            if not leased:
                 continue
-            messages = {m.id: m for m in _load(claimed)}
+            messages = {m.id: m for m in _load(leased)}
             plans = [plan for m in messages.values() if (plan := _prepare(m, messaging, configured, templates))]
             report.counts["skipped"] += sum(m.state is MessageState.SKIPPED for m in messages.values())
             db.session.commit()
-            results = list(pool.map(_deliver, plans))
-            now = clock.now()
-            messages = {m.id: m for m in _load([result.message_id for result in results])}  # fresh after commit
-            for result in results:
-                _record(messages[result.message_id], result, now, report)
-            db.session.commit()
+            running: set[Future] = set()
+            for plan in plans:
+                while len(running) >= concurrency:
+                    running = _record_done(running, report)
+                handed = _hand_over(plan.message_id, until)
+                db.session.commit()
+                if handed:
+                    running.add(pool.submit(_deliver, plan))
+            while running:
+                running = _record_done(running, report)
     return report
+
+
+def _record_done(running: set[Future], report: Report) -> set[Future]:
+    """Wait for at least one send to finish, record every finished one, commit; the ones still running."""
+    done, running = wait(running, return_when=FIRST_COMPLETED)
+    results = [future.result() for future in done]
+    now = clock.now()
+    messages = {m.id: m for m in _load([result.message_id for result in results])}  # fresh after commit
+    for result in results:
+        _record(messages[result.message_id], result, now, report)
+    db.session.commit()
+    return running

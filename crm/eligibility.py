@@ -25,6 +25,9 @@ from crm.models import (
 from crm.settings import CHANNELS, Messaging
 
 CAP_WINDOW = timedelta(days=7)
+# A customer held out as a control stays out of every sequence this long, or the control group
+# would be messaged by the next enrolment and the lift would mean nothing.
+HOLDOUT_KEEP = timedelta(days=90)
 # Reasons that end an enrolment rather than skip one step.
 STOPS = ("do_not_contact", "inactive", "responded")
 
@@ -102,8 +105,14 @@ def reachable(channel_names: set[str]):
     return or_(*clauses) if clauses else False
 
 
-def enrolable():
-    """SQL: not do-not-contact, not inactive, not answered already, not in a running sequence."""
+def enrolable(now: datetime | None = None):
+    """SQL: not do-not-contact, not inactive, not answered already, not in a running sequence,
+    not held out lately."""
+    from crm import clock
+
+    since = (now or clock.now()) - HOLDOUT_KEEP
     return and_(Customer.do_not_contact.is_(False), Customer.status.not_in([Status.INACTIVE, Status.RESPONDED]),
                 ~exists(select(1).where(Enrolment.customer_id == Customer.id,
-                                        Enrolment.state == EnrolmentState.ACTIVE)))
+                                        or_(Enrolment.state == EnrolmentState.ACTIVE,
+                                            and_(Enrolment.state == EnrolmentState.HOLDOUT,
+                                                 Enrolment.enrolled_at > since)))))

@@ -42,7 +42,7 @@ from crm.settings import Messaging
 CHUNK = 5000
 # Why a customer was not enrolled, for the confirmation the person sees.
 NOT_ENROLLED = {
-    "not_eligible": _l("do-not-contact, inactive, already answered or already in a sequence"),
+    "not_eligible": _l("do-not-contact, inactive, already answered, in a sequence or held out lately"),
     "unreachable": _l("no consent and contact on any channel this sequence uses"),
 }
 
@@ -96,10 +96,10 @@ def enrol(sequence: Sequence, customer_ids: Iterable[int] | Select, source: str,
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
         found = dict(db.session.execute(select(Customer.id, Customer.status).where(
-            Customer.id.in_(chunk), eligibility.enrolable(), eligibility.reachable(usable))).all())
+            Customer.id.in_(chunk), eligibility.enrolable(now), eligibility.reachable(usable))).all())
         if len(found) < len(chunk):
             reachable_or_not = set(db.session.scalars(select(Customer.id).where(
-                Customer.id.in_([c for c in chunk if c not in found]), eligibility.enrolable())))
+                Customer.id.in_([c for c in chunk if c not in found]), eligibility.enrolable(now))))
             report.skipped["unreachable"] += len(reachable_or_not)
             report.skipped["not_eligible"] += len(chunk) - len(found) - len(reachable_or_not)
             report.skipped += Counter()  # drops the zero counts
@@ -146,6 +146,8 @@ def why_not(customer: Customer, sequence: Sequence, messaging: Messaging | None 
     running = active_enrolment(customer.id)
     if running is not None:
         return str(_l("The customer is in “%(name)s” already.", name=running.sequence.name))
+    if db.session.scalar(select(func.count()).where(Customer.id == customer.id, ~eligibility.enrolable())):
+        return str(_l("The customer was held out of a sequence as a control lately."))
     messaging = messaging or settings.load(Messaging)
     usable = eligibility.step_channels(sequence, messaging) & set(channels.configured(messaging))
     if not db.session.scalar(select(func.count()).where(Customer.id == customer.id, eligibility.reachable(usable))):

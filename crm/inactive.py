@@ -81,6 +81,11 @@ def erase(customer: Customer, acting: User) -> None:
     """Remove a customer's personal data for good; orders stay, anonymous, so the figures add up."""
     if customer.status is not Status.INACTIVE:
         raise FieldError("erase", str(_l("Move the customer to the inactive list before erasing.")))
+    if db.session.scalar(select(func.count()).select_from(Interaction).where(
+            Interaction.customer_id == customer.id, Interaction.kind == Kind.ERASED)):
+        raise FieldError("erase", str(_l("This customer's personal data was erased already.")))
+    db.session.execute(update(CallBack).where(CallBack.customer_id == customer.id).values(note=None, undo=None)
+                       .execution_options(synchronize_session=False))
     db.session.execute(delete(Contact).where(Contact.customer_id == customer.id))
     db.session.execute(delete(Consent).where(Consent.customer_id == customer.id))
     db.session.execute(delete(SearchTerm).where(SearchTerm.customer_id == customer.id))

@@ -135,6 +135,11 @@ def _contactable(today: date):
             or_(Customer.dismissed_until.is_(None), Customer.dismissed_until <= today), not_(_open_callback())]
 
 
+def queue_ids(filters: QueueFilters, today: date | None = None):
+    """Everyone in a queue as the page shows it (its filters and exclusions), as a SELECT of ids."""
+    return select(Customer.id).where(*_matching(filters), *_contactable(today or clock.team_today()))
+
+
 def encode_cursor(at_risk: int, ident: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([at_risk, ident]).encode()).decode().rstrip("=")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from crm import callbacks, clock, contacts, customers, enrolment, inactive
@@ -29,7 +30,8 @@ from crm.models import (
     User,
 )
 
-HOWS = ("click", "reply", "order", "call")
+LABELS = {"click": _l("clicked the link"), "reply": _l("replied"), "order": _l("placed an order"),
+          "call": _l("answered a call")}
 
 
 def respond(customer: Customer, how: str, acting: User | None = None, now: datetime | None = None,

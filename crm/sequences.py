@@ -44,6 +44,16 @@ SKIP_REASONS = {
     "order": _l("answered"),
     "call": _l("answered"),
     "template": _l("template error"),
+    "no_response": _l("no response"),
+    "worker_died": _l("worker stopped mid-send"),
+    "stopped": _l("stopped by hand"),
+    "manager": _l("a manager's decision"),
+    "holdout": _l("held out"),
+    "retrying": _l("to be retried"),
+    "refused": _l("refused by every channel"),
+    "gave_up": _l("failed after every retry"),
+    "bounces": _l("unreachable on every channel"),
+    "unsubscribed": _l("unsubscribed from every channel"),
 }
 
 
@@ -58,6 +68,11 @@ def _template_texts(position: int, length: int) -> tuple[str, str]:
     return (_("A gift for you, {{ first_name }}"),
             _("{{ first_name }}, here is {{ discount_code }} for your next order: {{ link }}. "
               "Questions? {{ manager }} will help."))
+
+
+def set_paused(sequence: Sequence, paused: bool) -> None:
+    """Pause (nothing goes out; due steps wait, then resume where they were) or resume a sequence."""
+    sequence.paused = paused
 
 
 def create(length: int, name: str, acting: User) -> Sequence:

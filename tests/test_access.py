@@ -6,10 +6,15 @@ import pytest
 
 from tests.conftest import sign_in
 
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "api.post_orders", "api.openapi_json"}
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "api.post_orders", "api.openapi_json",
+                    "public.click", "public.unsubscribe", "public.inbound"}
 # Settings, users, channels: everything under /settings is the owner's; so are exports.
 OWNER_ONLY_PREFIXES = ("/settings",)
-OWNER_ONLY_ENDPOINTS = {"customers.export", "callbacks.reassign"}
+OWNER_ONLY_ENDPOINTS = {"customers.export", "callbacks.reassign", "inactive.export", "inactive.erase_confirm",
+                        "inactive.erase"}
+# Sequences: anyone sees them and enrols; only owners create, edit (and preview in the editor) and pause.
+OWNER_ONLY_ENDPOINTS |= {"sequences.create", "sequences.edit", "sequences.save", "sequences.pause",
+                         "sequences.preview", "sequences.preview_customers"}
 
 
 def _routes(app):

@@ -5,6 +5,10 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from flask_babel import format_date, format_datetime, format_number, get_locale
 from flask_wtf.csrf import CSRFError, generate_csrf
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
+
+from crm.ids import MAX_ID
 
 
 def register_web(app: Flask) -> None:
@@ -19,15 +23,21 @@ def register_web(app: Flask) -> None:
         funnel,
         health,
         imports,
+        inactive,
         lapsed,
+        public,
         segments,
+        sequences,
         settings,
         tokens,
         users,
     )
 
+    # An id in a URL beyond what the database holds is a 404, not an overflow deep in the driver
+    # (set before the blueprints: rules take their converters when added).
+    app.url_map.converters["int"] = _BoundedInt
     for module in (auth, account, areas, customers, funnel, segments, lapsed, callbacks, settings, health, users,
-                   tokens, api, imports):
+                   tokens, api, imports, public, inactive, sequences):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)
@@ -39,6 +49,14 @@ def register_web(app: Flask) -> None:
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _error_page)
     app.register_error_handler(CSRFError, _error_page)
+
+
+class _BoundedInt(IntegerConverter):
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > MAX_ID:
+            raise NotFound()
+        return number
 
 
 def _money(minor_units: int | None, currency: str | None = None) -> str:

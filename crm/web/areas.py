@@ -25,15 +25,3 @@ def _area(name: str):
 def dashboard():
     """Show the health of the customer base."""
     return _area("dashboard")
-
-
-@bp.get("/sequences")
-def sequences():
-    """List the reactivation sequences."""
-    return _area("sequences")
-
-
-@bp.get("/inactive")
-def inactive():
-    """List the customers moved to the inactive list."""
-    return _area("inactive")

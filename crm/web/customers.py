@@ -9,7 +9,19 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm import accounts, clock, customer_list, customers, exports, lapsed, rfm, settings, timeline
+from crm import (
+    accounts,
+    clock,
+    customer_list,
+    customers,
+    exports,
+    lapsed,
+    responses,
+    rfm,
+    sequences,
+    settings,
+    timeline,
+)
 from crm.errors import FieldError, StaleEdit
 from crm.extensions import db, htmx
 from crm.figures import FAVOURITES, days_since
@@ -44,7 +56,8 @@ def _labels() -> dict:
     return {"status_labels": STATUS_LABELS, "channel_labels": CHANNEL_LABELS, "reason_labels": REASON_LABELS,
             "outcome_labels": OUTCOME_LABELS, "order_status_labels": ORDER_STATUS_LABELS, "stage_name": stage_name,
             "kinds": ContactKind, "days_since": days_since, "stage_label": _stage_label,
-            "field_labels": {name: spec.label for name, spec in field_spec().items()}}
+            "field_labels": {name: spec.label for name, spec in field_spec().items()},
+            "skip_labels": sequences.SKIP_REASONS, "response_labels": responses.LABELS}
 
 
 def _stage_label(stage_id) -> str:

@@ -1,10 +1,11 @@
-"""The owner's settings: the overview page, how segments and lapse are judged, and the rebuild."""
+"""The owner's settings: the overview page, how segments and lapse are judged, the rebuild, the
+message channels (with a test send), the inbound hooks and the automatic enrolment rules."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -13,10 +14,12 @@ from rq.job import Job
 from wtforms import DecimalField, FloatField, IntegerField, RadioField, SelectField
 from wtforms.validators import InputRequired
 
-from crm import rfm, segments, settings, tasks
+from crm import channels, rfm, rules, segments, sequences, settings, tasks
 from crm.errors import FieldError
-from crm.extensions import db, redis
-from crm.settings import CallRules
+from crm.extensions import db, htmx, redis
+from crm.hook_secrets import secret_for
+from crm.ids import as_id
+from crm.settings import CHANNELS, CallRules, Messaging
 from crm.web.access import owner_only
 from crm.web.forms import attach_error, select_choices
 
@@ -64,11 +67,23 @@ def _group_names(config: settings.Segmentation) -> dict[str, str]:
 
 
 def _page(form: SegmentationForm, config: settings.Segmentation, message: str | None = None, status: int = 200,
-          calls_form: CallRulesForm | None = None, calls_message: str | None = None):
+          calls_form: CallRulesForm | None = None, calls_message: str | None = None, messaging: dict | None = None,
+          test: dict | None = None, rule_list: dict | None = None):
     calls_form = calls_form or CallRulesForm(data=settings.load(CallRules).__dict__, formdata=None)
-    return render_template("settings/index.html", form=form, message=message, groups=rfm.GROUPS,
-                           group_names=_group_names(config), last=segments.last_rebuild(),
-                           rebuild=_rebuild_state(), calls_form=calls_form, calls_message=calls_message), status
+    response = current_app.make_response((render_template(
+        "settings/index.html", form=form, message=message, groups=rfm.GROUPS, group_names=_group_names(config),
+        last=segments.last_rebuild(), rebuild=_rebuild_state(), calls_form=calls_form, calls_message=calls_message,
+        messaging=messaging or _messaging_view(), test=test or _test_view(), hooks=_hooks_view(),
+        rule_list=rule_list or _rules_view()), status))
+    # A refused channel form shows back what was typed, secrets included: keep it out of every cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page_of_section(status: int = 200, **section):
+    """The whole settings page around one section's answer (forms without JavaScript)."""
+    config = settings.load()
+    return _page(_segmentation_form(config), config, status=status, **section)
 
 
 @bp.get("")
@@ -76,7 +91,7 @@ def _page(form: SegmentationForm, config: settings.Segmentation, message: str | 
 def index():
     """Show the team's settings (owners only)."""
     config = settings.load()
-    return _page(_segmentation_form(config), config)[0]
+    return _page(_segmentation_form(config), config)
 
 
 @bp.post("/segmentation")
@@ -178,3 +193,156 @@ def rebuild_status():
 def nightly_hour() -> int:
     return tasks.NIGHTLY_HOUR
 
+
+# --- channels ------------------------------------------------------------------------------------
+
+def _messaging_view(messaging: Messaging | None = None, typed: dict | None = None, errors: dict | None = None,
+                    message: str | None = None) -> dict:
+    """The channels section: per channel the current URLs, masked (never in full: they hold passwords
+    and tokens), whether the environment sets them, and what was typed and refused."""
+    messaging = messaging or settings.load(Messaging)
+    typed = typed or {}
+    rows = [{"key": channel, "label": channels.LABELS[channel], "env": channels.from_environment(channel),
+             "shown": [channels.masked(url, channel) for url in channels.urls(channel, messaging)],
+             "placeholder": channels.PLACEHOLDERS[channel], "typed": typed.get(f"urls_{channel}", ""),
+             "remove": bool(typed.get(f"remove_{channel}"))} for channel in CHANNELS]
+    return {"rows": rows, "fallback": typed.get("fallback") or messaging.fallback,
+            "weekly_cap": typed.get("weekly_cap", messaging.weekly_cap), "errors": errors or {}, "message": message,
+            "labels": channels.LABELS}
+
+
+def _typed_channels() -> dict:
+    typed = {f"urls_{channel}": request.form.get(f"urls_{channel}", "") for channel in CHANNELS}
+    typed.update({f"remove_{channel}": request.form.get(f"remove_{channel}", "") for channel in CHANNELS})
+    typed["fallback"] = tuple(request.form.getlist("fallback"))
+    typed["weekly_cap"] = request.form.get("weekly_cap", "").strip()
+    return typed
+
+
+@bp.post("/channels")
+@owner_only
+def channels_save():
+    """Save the channels' Apprise URLs, the fallback order and the weekly cap; refusals go on their field."""
+    messaging = settings.load(Messaging)
+    typed = _typed_channels()
+    urls, errors = dict(messaging.urls), {}
+    for channel in CHANNELS:
+        if channels.from_environment(channel):
+            continue  # the environment's URLs win and are not edited here
+        raw = typed[f"urls_{channel}"]
+        if raw.strip():
+            if len(raw) > settings.MAX_URLS_LENGTH:
+                errors[f"urls_{channel}"] = _("Keep it under %(max)s characters.", max=settings.MAX_URLS_LENGTH)
+                continue
+            try:
+                urls[channel] = channels.check_urls(channel, raw)
+            except FieldError as error:
+                errors[error.field] = error.message
+        elif typed[f"remove_{channel}"]:
+            urls.pop(channel, None)
+    cap = typed["weekly_cap"]
+    if not (cap.isascii() and cap.isdigit()) or len(cap) > 3:
+        errors["weekly_cap"] = _("Enter a number of messages from 1 to %(max)s.", max=50)
+    if not errors:
+        try:
+            messaging = settings.save(Messaging(urls={c: u for c, u in urls.items() if u}, fallback=typed["fallback"],
+                                                 weekly_cap=int(cap)))
+        except FieldError as error:
+            db.session.rollback()
+            errors[error.field] = error.message
+    if errors:
+        return _page_of_section(422, messaging=_messaging_view(messaging, typed, errors))
+    db.session.commit()
+    return _page_of_section(messaging=_messaging_view(messaging, message=_("Saved.")))
+
+
+def _test_view(channel: str = "", address: str = "", error: FieldError | None = None,
+               message: str | None = None, outcomes: list | None = None) -> dict:
+    return {"channel": channel, "address": address, "error": error, "message": message, "outcomes": outcomes,
+            "configured": channels.configured(), "labels": channels.LABELS}
+
+
+@bp.post("/channels/test")
+@owner_only
+def channels_test():
+    """Send a test message through every URL of a channel and show each URL's outcome."""
+    channel = request.form.get("test_channel", "")
+    address = request.form.get("test_address", "").strip()
+    error = message = outcomes = None
+    if channel not in CHANNELS:
+        error = FieldError("test_channel", _("Choose a channel."))
+    elif not address or len(address) > 320:
+        error = FieldError("test_address", _("Enter the address, number or chat id to send the test to."))
+    elif not channels.urls(channel):
+        message = _("No URLs are set for %(channel)s: add one above and save, then test it.",
+                    channel=channels.LABELS[channel])
+    else:
+        outcomes = channels.send(channel, address, _("Test message"), _("This is a test from your CRM"))
+    test = _test_view(channel, address, error, message, outcomes)
+    status = 422 if error else 200
+    if htmx:
+        return render_template("settings/_test_send.html", test=test), status
+    return _page_of_section(status, test=test)
+
+
+# --- inbound hooks --------------------------------------------------------------------------------
+
+def _hooks_view() -> list[dict]:
+    """Where each channel's gateway posts replies and bounces, with the channel's shared secret."""
+    base = current_app.config["PUBLIC_URL"]
+    return [{"key": channel, "label": channels.LABELS[channel],
+             "url": f"{base}/hooks/inbound/{channel}?secret={secret_for(channel)}"} for channel in CHANNELS]
+
+
+# --- automatic enrolment rules --------------------------------------------------------------------
+
+def _rules_view(typed: dict | None = None, error: FieldError | None = None, message: str | None = None) -> dict:
+    names = settings.load()
+    return {"rules": rules.listing(), "describe": rules.describe, "sequences": sequences.listing(),
+            "triggers": rules.TRIGGERS, "with_days": rules.TRIGGERS_WITH_DAYS, "max_days": rules.MAX_DAYS,
+            "groups": {key: names.group_name(key) for key in rfm.GROUPS}, "typed": typed or {}, "error": error,
+            "message": message}
+
+
+def _rules_response(status: int = 200, **view):
+    rule_list = _rules_view(**view)
+    if htmx:
+        return render_template("settings/_rules.html", rule_list=rule_list), status
+    return _page_of_section(status, rule_list=rule_list)
+
+
+@bp.post("/rules")
+@owner_only
+def rule_add():
+    """Add an automatic enrolment rule; a refusal goes on its field, with what was chosen kept."""
+    typed = {"sequence_id": request.form.get("sequence_id", ""), "trigger": request.form.get("trigger", ""),
+             "days": request.form.get("days", "").strip(), "groups": request.form.getlist("groups")}
+    try:
+        rule = rules.create_rule(typed["sequence_id"], typed["trigger"], typed["days"], typed["groups"])
+        db.session.commit()
+    except FieldError as error:
+        db.session.rollback()
+        return _rules_response(422, typed=typed, error=error)
+    return _rules_response(message=_("Rule added: %(sequence)s, %(trigger)s.", sequence=rule.sequence.name,
+                                     trigger=rules.describe(rule)))
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@owner_only
+def rule_delete(rule_id: int):
+    """Remove a rule; the customers it enrolled stay in their sequence."""
+    if not rules.delete_rule(as_id(rule_id) or 0):
+        abort(404)
+    db.session.commit()
+    return _rules_response(message=_("Rule removed. Customers it enrolled stay in their sequence."))
+
+
+@bp.post("/rules/<int:rule_id>/toggle")
+@owner_only
+def rule_toggle(rule_id: int):
+    """Pause a rule, or resume a paused one."""
+    rule = rules.toggle_rule(as_id(rule_id) or 0)
+    if rule is None:
+        abort(404)
+    db.session.commit()
+    return _rules_response(message=_("Rule resumed.") if rule.active else _("Rule paused."))
