@@ -28,8 +28,8 @@ from crm.models import (
     Lapse,
     Message,
     MessageState,
-    StepChannel,
     Status,
+    StepChannel,
     Trigger,
 )
 from crm.settings import Messaging
@@ -257,7 +257,8 @@ def test_a_hard_bounce_stops_that_channel_and_the_fallback_takes_over(app, ctx, 
     assert message.state is MessageState.SENT and message.channel == "sms"
     assert [r["ok"] for r in message.result] == [False, True]
     assert message.result[0]["permanent"] and "550" in message.result[0]["error"]
-    email = db.session.scalar(select(Contact).where(Contact.customer_id == fedor.id, Contact.value == "fedor@example.com"))
+    email = db.session.scalar(select(Contact).where(Contact.customer_id == fedor.id,
+                                                    Contact.value == "fedor@example.com"))
     assert email.invalid
     smtp.refuse_rcpt = None
     run_due(app, START + timedelta(days=2))
