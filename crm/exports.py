@@ -32,16 +32,21 @@ def _customer_row(c: Customer) -> list:
             c.created_at.date().isoformat() if c.created_at else ""]
 
 
-def customers_csv(rows: Iterable[Customer]) -> Iterator[str]:
-    """Yield the CSV text of these customers, a chunk at a time (it streams)."""
+def rows_csv(header: Iterable[str], rows: Iterable[Iterable]) -> Iterator[str]:
+    """Yield the CSV text of a header and rows, a chunk at a time (it streams)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow(CUSTOMER_COLUMNS)
-    for count, customer in enumerate(rows, 1):
-        writer.writerow([safe_cell(v) for v in _customer_row(customer)])
+    writer.writerow(header)
+    for count, row in enumerate(rows, 1):
+        writer.writerow([safe_cell(v) for v in row])
         if count % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def customers_csv(rows: Iterable[Customer]) -> Iterator[str]:
+    """Yield the CSV text of these customers, a chunk at a time (it streams)."""
+    return rows_csv(CUSTOMER_COLUMNS, map(_customer_row, rows))

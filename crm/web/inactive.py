@@ -3,19 +3,14 @@ customer (anyone, with a note), exporting the list and erasing personal data (ow
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from crm import inactive
+from crm import exports, inactive
 from crm.errors import FieldError
-from crm.exports import safe_cell
 from crm.extensions import db, htmx
 from crm.ids import as_id
 from crm.models import Customer
@@ -135,29 +130,13 @@ def restore(customer_id: int):
 
 # --- export and erase (owners) ---------------------------------------------------------------------
 
-def _export_csv(rows: Iterable[list]) -> Iterator[str]:
-    """The CSV text of the list, a chunk at a time: UTF-8 with a BOM, formulas neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(EXPORT_COLUMNS)
-    for number, values in enumerate(rows, 1):
-        values = [*values[:-1], Decimal(values[-1] or 0).scaleb(-2)]  # LTV in minor units, as customers.csv
-        writer.writerow([safe_cell(value) for value in values])
-        if number % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
 @bp.get("/export.csv")
 @owner_only
 def export():
     """Download the inactive list under the current filters as CSV (owners only)."""
     filters = inactive.Filters.from_args(request.args)
     return current_app.response_class(
-        stream_with_context(_export_csv(inactive.export_rows(filters))),
+        stream_with_context(exports.rows_csv(EXPORT_COLUMNS, inactive.export_rows(filters))),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="inactive.csv"', "Cache-Control": "no-store"},
     )
