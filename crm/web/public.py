@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
 
-from crm import links, responses
+from crm import channels, links, responses
 from crm.extensions import csrf, db, limiter
 from crm.hook_secrets import valid
 from crm.models import Message
@@ -45,11 +45,12 @@ def unsubscribe(token: str):
     """GET asks to confirm (mail scanners open links; they must not unsubscribe anyone); POST does
     it, including the one-click POST mail programs send for the List-Unsubscribe header."""
     message = _message(links.UNSUBSCRIBE, token)
-    if request.method == "GET":
-        return render_template("public/unsubscribe.html", message=message, token=token, done=False)
-    responses.unsubscribe(message, "one-click" if request.form.get("List-Unsubscribe") else "link")
-    db.session.commit()
-    return render_template("public/unsubscribe.html", message=message, token=token, done=True)
+    label = channels.LABELS.get(message.channel or "", message.channel)
+    if request.method == "POST":
+        responses.unsubscribe(message, "one-click" if request.form.get("List-Unsubscribe") else "link")
+        db.session.commit()
+    return render_template("public/unsubscribe.html", token=token, channel_label=label,
+                           done=request.method == "POST")
 
 
 def _error(status: int, message: str, field_name: str | None = None):
