@@ -9,8 +9,9 @@ any moment). Each pass:
    step) constraint, and moves the enrolment to its next step;
 2. after the commit, enqueues send jobs carrying batches of message ids;
 3. repairs what a crash or a lost Redis left: messages still queued long after their job was
-   enqueued get a new job; messages left "sending" by a killed worker become "uncertain" (they may
-   have reached the provider, so they are never sent again without a person deciding).
+   enqueued, when no job waits on the queue any more, get a new job; messages left "sending" by a
+   killed worker become "uncertain" (they may have reached the provider, so they are never sent
+   again without a person deciding).
 """
 
 from __future__ import annotations
@@ -220,6 +221,12 @@ def run_due(now: datetime | None = None, send: bool = True) -> Pass:
     lost, report.uncertain = repair()
     db.session.commit()
     fresh = set(report.message_ids)
+    if send and lost and redis.queue().count:
+        # Jobs still wait on the queue: a message queued long ago is most likely in one of them (late
+        # behind a backlog, not lost). Enqueueing it again would add a duplicate job per message at
+        # every pass, and the duplicates would lengthen the backlog further. What is still queued
+        # once the queue has drained lost its job (Redis flushed or restarted, a worker killed).
+        lost = []
     report.requeued = len([ident for ident in lost if ident not in fresh])
     if send:
         report.jobs = enqueue(sorted(fresh | set(lost)))

@@ -17,6 +17,7 @@ from crm.extensions import db
 from crm.models import (
     Enrolment,
     EnrolmentState,
+    Kind,
     Message,
     MessageState,
     Order,
@@ -52,6 +53,8 @@ SKIP_REASONS = {
     "retrying": _l("to be retried"),
     "refused": _l("refused by every channel"),
     "gave_up": _l("failed after every retry"),
+    "confirmed": _l("confirmed sent by hand"),
+    "resend": _l("sent again by hand"),
     "bounces": _l("unreachable on every channel"),
     "unsubscribed": _l("unsubscribed from every channel"),
 }
@@ -188,6 +191,39 @@ def listing() -> list[Sequence]:
 def running_counts() -> dict[int, int]:
     return dict(db.session.execute(select(Enrolment.sequence_id, func.count()).where(
         Enrolment.state == EnrolmentState.ACTIVE).group_by(Enrolment.sequence_id)).all())
+
+
+# --- uncertain messages ------------------------------------------------------------------------
+
+REVIEW_LIMIT = 50
+
+
+def uncertain(sequence: Sequence) -> list[Message]:
+    """Messages that may or may not have gone out (their worker died mid-send), oldest first."""
+    return db.session.scalars(select(Message).where(Message.sequence_id == sequence.id,
+                                                    Message.state == MessageState.UNCERTAIN)
+                              .order_by(Message.id).limit(REVIEW_LIMIT)).all()
+
+
+def review(message: Message, decision: str, acting: User) -> None:
+    """A person settles an uncertain message: "sent" (the customer got it, e.g. the provider's log
+    says so) counts it as sent; "resend" queues it again for the next dispatch pass."""
+    from crm import customers
+
+    if message.state is not MessageState.UNCERTAIN:
+        raise FieldError("decision", str(_l("This message was settled already.")))
+    if decision == "sent":
+        message.state, message.reason = MessageState.SENT, "confirmed"
+        message.sent_at = message.sending_at
+        message.enrolment.sent += 1
+    elif decision == "resend":
+        message.state, message.reason = MessageState.QUEUED, "resend"
+        message.enqueued_at = message.not_before = None
+    else:
+        raise FieldError("decision", str(_l("Choose one of the offered values.")))
+    customers.record(message.customer, Kind.MESSAGE_OUT, acting, body=message.subject, outcome=f"review_{decision}",
+                     channel=message.channel, sequence_id=message.sequence_id, step=message.step,
+                     message_id=message.id)
 
 
 # --- figures -------------------------------------------------------------------------------------

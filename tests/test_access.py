@@ -14,7 +14,7 @@ OWNER_ONLY_ENDPOINTS = {"customers.export", "callbacks.reassign", "inactive.expo
                         "inactive.erase"}
 # Sequences: anyone sees them and enrols; only owners create, edit (and preview in the editor) and pause.
 OWNER_ONLY_ENDPOINTS |= {"sequences.create", "sequences.edit", "sequences.save", "sequences.pause",
-                         "sequences.preview", "sequences.preview_customers"}
+                         "sequences.preview", "sequences.preview_customers", "sequences.review"}
 
 
 def _routes(app):

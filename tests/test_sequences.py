@@ -413,3 +413,42 @@ def test_a_responded_customer_who_then_orders_is_active_again(app, ctx, owner, c
     assert db.session.get(Customer, zoya.id).status is Status.RESPONDED
     factories.order(db.session.get(Customer, zoya.id), START + timedelta(days=3), "30.00")
     assert db.session.get(Customer, zoya.id).status is Status.ACTIVE
+
+
+def test_an_uncertain_message_is_settled_by_a_person_and_only_resent_when_asked(app, ctx, owner, channels_on, smtp):
+    from flask import g
+
+    from crm import delivery
+    from tests.conftest import page_token, sign_in
+
+    sequence = make_sequence(owner, 3)
+    kira = person("Kira Moss", "kira@example.com")
+    enrol(sequence, kira)
+    dispatch.run_due(START, send=False)
+    db.session.commit()
+    message = db.session.scalar(select(Message))
+    # A worker killed mid-send leaves the row "sending"; the dispatcher's repair marks it uncertain.
+    message.state, message.sending_at = MessageState.SENDING, datetime.now(UTC) - timedelta(hours=1)
+    db.session.commit()
+    assert dispatch.run_due(START, send=False).uncertain == 1
+    db.session.commit()
+    assert delivery.send_batch([message.id]).counts["sent"] == 0  # never sent again by itself
+
+    client = app.test_client()
+    sign_in(client, owner.email)
+    page = client.get(f"/sequences/{sequence.id}")
+    assert b"Kira Moss" in page.data and b"Send again" in page.data
+    # This test keeps an app context pushed, so requests share its `g`, where Flask-WTF caches the
+    # token of the session before sign-in: drop it, as a real request would start without it.
+    g.pop("csrf_token", None)
+    token = page_token(client, f"/sequences/{sequence.id}")
+    url = f"/sequences/{sequence.id}/uncertain/{message.id}"
+    assert client.post(f"/sequences/{sequence.id + 1}/uncertain/{message.id}",
+                       data={"decision": "resend", "csrf_token": token}).status_code == 404
+    assert client.post(url, data={"decision": "resend", "csrf_token": token}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).state is MessageState.QUEUED
+    run_due(app, START)
+    assert len(smtp.to("kira@example.com")) == 1
+    again = client.post(url, data={"decision": "sent", "csrf_token": token}, follow_redirects=True)
+    assert "settled already" in again.get_data(as_text=True)

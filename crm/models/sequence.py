@@ -44,7 +44,7 @@ class MessageState(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     # The worker died between handing the message to the provider and recording the result:
-    # it may have gone out, so it is never sent again; a person decides (crm.dispatch.recover).
+    # it may have gone out, so it is never sent again by itself; a person decides (crm.sequences.review).
     UNCERTAIN = "uncertain"
 
 

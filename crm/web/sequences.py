@@ -16,7 +16,7 @@ from crm import clock, customer_list, enrolment, lapsed, message_templates, save
 from crm.errors import FieldError
 from crm.extensions import db, htmx
 from crm.ids import as_id, as_ids
-from crm.models import Customer, Segment, Sequence, StepChannel
+from crm.models import Customer, Message, MessageState, Segment, Sequence, StepChannel
 from crm.models.sequence import LENGTHS
 from crm.settings import Messaging
 from crm.web.access import owner_only
@@ -249,7 +249,26 @@ def show(sequence_id: int):
         "sequences/show.html", sequence=sequence, figures=figures, funnel=_funnel(figures),
         skipped={step.position: _skipped_by_label(step) for step in figures.steps},
         return_rate=_percent(figures.return_rate), held_return_rate=_percent(figures.held_return_rate),
-        lift=format_decimal(lift, format="+#,##0.0;-#,##0.0") if lift is not None else None)
+        lift=format_decimal(lift, format="+#,##0.0;-#,##0.0") if lift is not None else None,
+        uncertain=sequences.uncertain(sequence))
+
+
+@bp.post("/<int:sequence_id>/uncertain/<int:message_id>")
+@owner_only
+def review(sequence_id: int, message_id: int):
+    """Settle a message that may or may not have gone out: count it as sent, or send it again."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.sequence_id != sequence_id:
+        abort(404)
+    try:
+        sequences.review(message, request.form.get("decision", ""), current_user)
+        db.session.commit()
+        flash(_("Counted as sent.") if message.state is MessageState.SENT else
+              _("Queued again: it goes out with the next dispatch."))
+    except FieldError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    return redirect(url_for("sequences.show", sequence_id=sequence_id) + "#uncertain")
 
 
 # --- enrolling ---------------------------------------------------------------------------------------
