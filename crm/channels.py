@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import threading
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import apprise
+from apprise.plugins.email import smtp as apprise_smtp
 from apprise.plugins.email.base import NotifyEmail
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -148,6 +150,46 @@ def _prepare_with_stable_id(prepare):
 
 if not getattr(NotifyEmail.prepare_emails, "crm_stable_id", False):
     NotifyEmail.prepare_emails = _prepare_with_stable_id(NotifyEmail.prepare_emails)
+
+
+class _SharedTls:
+    """Stands in for `ssl.create_default_context()` in Apprise's SMTP controller, which builds (and
+    loads the CA store into) a new context for every email, even over plain SMTP: most of an email's
+    CPU time. Two shared contexts serve instead, a verifying one and, once the controller turns
+    verification off, a non-verifying one; both are made once per process and only read after."""
+
+    _made: dict[bool, ssl.SSLContext] = {}
+    _lock = threading.Lock()
+
+    def __init__(self):
+        object.__setattr__(self, "_verify", True)
+
+    def _context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._verify not in self._made:
+                context = ssl.create_default_context()
+                if not self._verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                self._made[self._verify] = context
+            return self._made[self._verify]
+
+    def __setattr__(self, name, value):
+        if (name, value) in (("check_hostname", False), ("verify_mode", ssl.CERT_NONE)):
+            object.__setattr__(self, "_verify", False)
+        elif getattr(self._context(), name) != value:
+            raise AttributeError(f"shared TLS context: {name} cannot change")
+
+    def __getattr__(self, name):
+        return getattr(self._context(), name)
+
+
+class _SslForApprise:
+    def __getattr__(self, name):
+        return _SharedTls if name == "create_default_context" else getattr(ssl, name)
+
+
+apprise_smtp.ssl = _SslForApprise()
 
 
 def _secrets_of(url: str) -> list[str]:
