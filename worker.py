@@ -17,8 +17,9 @@ import threading
 import time
 
 from rq import Worker
+from sqlalchemy.orm import configure_mappers
 
-from crm import create_app, tasks
+from crm import channels, create_app, tasks
 from crm.extensions import db, redis
 
 # (job, every so many seconds)
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
 
     app = create_app()
     AppWorker.app = app
+    channels.warm_up()
+    configure_mappers()
     with app.app_context():
         queues = [redis.queue(name) for name in app.config["RQ_QUEUES"]]
         worker = AppWorker(queues, connection=redis.connection)
