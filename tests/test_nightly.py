@@ -37,14 +37,14 @@ def test_nightly_waits_for_the_night_hour(make_app):
         assert tasks.nightly() == "too early"
 
 
-def test_the_worker_clock_enqueues_the_nightly_job(app):
+def test_the_worker_clock_enqueues_the_nightly_and_dispatch_jobs(app):
     stop = threading.Event()
     thread = threading.Thread(target=clock, args=(app, stop), daemon=True)
     thread.start()
     try:
         with app.app_context():
             for _ in range(50):
-                if redis.queue().count:
+                if redis.queue().count >= len(PERIODIC):  # every periodic job, enqueued one after another
                     break
                 stop.wait(0.1)
             names = [job.func_name for job in redis.queue().jobs]
