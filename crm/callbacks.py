@@ -239,7 +239,7 @@ def parse_when(raw: str | None, now: datetime) -> datetime:
     return moment
 
 
-def _set_status(customer: Customer, status: Status, acting: User, undo: dict) -> None:
+def _set_status(customer: Customer, status: Status, acting: User, undo: dict, how: str = "manager") -> None:
     if customer.status is status:
         return
     undo.setdefault("status", customer.status.value)
@@ -249,8 +249,9 @@ def _set_status(customer: Customer, status: Status, acting: User, undo: dict) ->
                                             after=status.value))
     customer.status = status
     if status is Status.INACTIVE:
-        customer.inactive_how, customer.inactive_since = "manager", clock.now()
-        customer.inactive_reason = str(_l("A manager's decision after a call"))
+        customer.inactive_how, customer.inactive_since = how, clock.now()
+        customer.inactive_reason = str(_l("A manager's decision after a call") if how == "manager" else
+                                       _l("Wrong number, and no other channel to reach them"))
         stage_id = customers.stage_id_of("inactive")
         if stage_id and customer.stage_id != stage_id:
             undo["entries"].append(customers.record(customer, Kind.STAGE, acting, before=customer.stage_id,
@@ -336,6 +337,12 @@ def log_outcome(callback_id, outcome: str, acting: User, *, note: str | None = N
         if phone is not None:
             phone.invalid = True
             undo["contact_id"] = phone.id
+            db.session.flush()
+            db.session.refresh(customer, ["contacts"])
+            from crm import inactive
+
+            if inactive.every_contact_failed(customer):  # wrong numbers and bounces on every channel
+                _set_status(customer, Status.INACTIVE, acting, undo, how="bounces")
     elif outcome == "call_back":
         _follow_up(callback, promised_at, CallReason.PROMISED, 0, note or callback.note, undo)
     db.session.flush()

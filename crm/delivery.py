@@ -157,7 +157,7 @@ def _invalidate(customer: Customer, refused: list[tuple[str, str]]) -> None:
         for contact in customer.contacts:
             if contact.value == recipient and contact.kind in channels.CONTACT_KINDS[channel]:
                 contact.invalid = True
-    if refused and inactive.unreachable(customer):
+    if refused and inactive.every_contact_failed(customer):
         inactive.move(customer, "bounces", str(inactive.HOW["bounces"]), None)
 
 

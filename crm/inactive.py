@@ -106,16 +106,14 @@ def erase(customer: Customer, acting: User) -> None:
     customers.record(customer, Kind.ERASED, acting)
 
 
-def unreachable(customer: Customer) -> bool:
-    """No usable contact left with consent: every channel bounced, was a wrong number, or refused."""
-    usable = {c.kind for c in customer.contacts if not c.invalid}
-    from crm.channels import CONTACT_KINDS
+def every_contact_failed(customer: Customer) -> bool:
+    """Every contact bounced or was a wrong number: nobody can reach them any more, not even by phone."""
+    return bool(customer.contacts) and all(contact.invalid for contact in customer.contacts)
 
-    for consent in customer.consents:
-        if consent.granted and consent.channel.value in CONTACT_KINDS and \
-                usable & set(CONTACT_KINDS[consent.channel.value]):
-            return False
-    return True
+
+def every_consent_withdrawn(customer: Customer) -> bool:
+    """Consent was given on some channel once and is withdrawn on all of them now."""
+    return bool(customer.consents) and not any(consent.granted for consent in customer.consents)
 
 
 # --- the list --------------------------------------------------------------------------------

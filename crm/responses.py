@@ -133,7 +133,7 @@ def inbound(channel: str, sender: str, text: str | None, region: str, bounce: bo
             if contact.kind in kinds and not contact.invalid:
                 contact.invalid = True
         customers.record(customer, Kind.MESSAGE_IN, None, outcome="bounce", channel=channel)
-        if inactive.unreachable(customer):
+        if inactive.every_contact_failed(customer):
             inactive.move(customer, "bounces", str(inactive.HOW["bounces"]), None)
         return "bounce"
     customers.record(customer, Kind.MESSAGE_IN, None, body=(text or "")[:5000], outcome="reply", channel=channel)
@@ -149,6 +149,6 @@ def unsubscribe(message: Message, how: str = "link") -> bool:
     if consent is None or not consent.granted:
         return False
     customers.set_consent(customer, channel, False, f"unsubscribe {how} (message {message.id})", None)
-    if inactive.unreachable(customer):
+    if inactive.every_consent_withdrawn(customer):
         inactive.move(customer, "unsubscribed", str(inactive.HOW["unsubscribed"]), None)
     return True

@@ -452,3 +452,31 @@ def test_an_uncertain_message_is_settled_by_a_person_and_only_resent_when_asked(
     assert len(smtp.to("kira@example.com")) == 1
     again = client.post(url, data={"decision": "sent", "csrf_token": token}, follow_redirects=True)
     assert "settled already" in again.get_data(as_text=True)
+
+
+def test_other_ways_onto_the_inactive_list_wrong_numbers_everywhere_and_unsubscribed_everywhere(app, ctx, owner,
+                                                                                               manager,
+                                                                                               channels_on):
+    from crm import callbacks, responses
+
+    maxim = db.session.merge(manager)
+    only_phone = person("Only Phone", phone="+7 912 345-67-03")
+    with_email = person("Has Email", "has@example.com", "+7 912 345-67-04")
+    for who in (only_phone, with_email):
+        call = CallBack(customer_id=who.id, manager_id=maxim.id, reason=CallReason.LAPSED, due_at=START)
+        db.session.add(call)
+        db.session.flush()
+        callbacks.log_outcome(call.id, "wrong_number", maxim, now=START)
+    assert only_phone.status is Status.INACTIVE and only_phone.inactive_how == "bounces"
+    assert with_email.status is not Status.INACTIVE  # the email still reaches them
+
+    sequence = make_sequence(owner, 3)
+    leaving = person("Leaving Soon", "leaving@example.com")
+    enrol(sequence, leaving)
+    run_due(app, START)
+    responses.unsubscribe(db.session.scalar(select(Message).where(Message.customer_id == leaving.id)))
+    db.session.commit()
+    gone = db.session.get(Customer, leaving.id)
+    assert gone.status is Status.INACTIVE and gone.inactive_how == "unsubscribed"
+    assert db.session.scalar(select(Enrolment.state).where(Enrolment.customer_id == leaving.id)) is \
+        EnrolmentState.STOPPED
