@@ -308,11 +308,6 @@ def _report_message(report: enrolment.Report) -> str:
     return message
 
 
-def _queue_ids(filters: lapsed.QueueFilters):
-    """Everyone in a lapsed queue as shown (its filters and exclusions), as a SELECT of ids."""
-    return lapsed.queue_ids(filters)
-
-
 def _whom() -> tuple[str, list[int] | Select]:
     """Which customers the request names: ticked ids, a saved segment, or a whole lapsed queue."""
     values = request.values
@@ -331,7 +326,7 @@ def _whom() -> tuple[str, list[int] | Select]:
             raise FieldError("segment", _("That saved segment no longer exists."))
         return target, saved_segments.customer_ids_query(segment)
     if target == "queue":
-        return target, _queue_ids(lapsed.QueueFilters.from_args(values))
+        return target, lapsed.queue_ids(lapsed.QueueFilters.from_args(values))
     raise FieldError("customer_ids", _("Choose whom to enrol."))
 
 
