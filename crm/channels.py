@@ -13,6 +13,7 @@ log lines (captured per thread, secrets scrubbed) telling a permanent refusal fr
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import ssl
@@ -73,8 +74,10 @@ def for_recipient(template: str, channel: str, recipient: str) -> str:
     return template.replace(PLACEHOLDERS[channel], quote(recipient, safe="@"))
 
 
+@functools.lru_cache(maxsize=256)
 def masked(template: str, channel: str) -> str:
-    """The URL as it may be shown: Apprise's privacy form, or only its scheme when unreadable."""
+    """The URL as it may be shown: Apprise's privacy form, or only its scheme when unreadable.
+    Kept per template: every message sent names its URL, and building it costs an Apprise plugin."""
     plugin = apprise.Apprise.instantiate(for_recipient(template, channel, SAMPLE[channel]))
     if plugin is None:
         return template.split("://", 1)[0] + "://…"

@@ -86,14 +86,14 @@ def _lease(ids: list[int], now: datetime, until: datetime) -> list[int]:
         .values(not_before=until).returning(Message.id).execution_options(synchronize_session=False)))
 
 
-def _hand_over(message_id: int, lease: datetime) -> bool:
-    """Mark one leased message "sending", right before it goes on the wire; False when it is no
-    longer ours (stopped meanwhile, or taken by another job after the lease ran out)."""
-    return db.session.execute(
-        update(Message).where(Message.id == message_id, Message.state == MessageState.QUEUED,
+def _hand_over(message_ids: list[int], lease: datetime) -> set[int]:
+    """Mark leased messages "sending", right before they go on the wire; the ones still ours (not
+    stopped meanwhile, nor taken by another job after the lease ran out)."""
+    return set(db.session.scalars(
+        update(Message).where(Message.id.in_(message_ids), Message.state == MessageState.QUEUED,
                               Message.not_before == lease)
         .values(state=MessageState.SENDING, sending_at=clock.now(), attempts=Message.attempts + 1)
-        .execution_options(synchronize_session=False)).rowcount == 1
+        .returning(Message.id).execution_options(synchronize_session=False)))
 
 
 def _skip(message: Message, reason: str) -> None:
@@ -161,14 +161,13 @@ def _invalidate(customer: Customer, refused: list[tuple[str, str]]) -> None:
         inactive.move(customer, "bounces", str(inactive.HOW["bounces"]), None)
 
 
-def _record(message: Message, result: Result, now: datetime, report: Report) -> None:
+def _record(message: Message, result: Result, now: datetime, report: Report, sent: Counter) -> None:
     message.result = (message.result or []) + result.outcomes
     if result.channel:
         message.channel, message.recipient = result.channel, result.recipient
     if result.state is MessageState.SENT:
         message.state, message.sent_at, message.reason = MessageState.SENT, now, None
-        db.session.execute(update(Enrolment).where(Enrolment.id == message.enrolment_id)
-                           .values(sent=Enrolment.sent + 1).execution_options(synchronize_session=False))
+        sent[message.enrolment_id] += 1  # counted on the enrolments together (_count_sent)
         customers.record(message.customer, Kind.MESSAGE_OUT, None, body=message.subject or message.body[:200],
                          outcome="sent", channel=message.channel, sequence_id=message.sequence_id,
                          step=message.step, message_id=message.id)
@@ -195,6 +194,12 @@ def _load(ids: list[int]) -> list[Message]:
         selectinload(Message.customer).selectinload(Customer.consents))).all()
 
 
+def _load_for_record(ids: list[int]) -> list[Message]:
+    """The messages and their customers only (2 queries, not 7): a refusal loads the contacts it needs."""
+    return db.session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)
+                              .options(selectinload(Message.customer))).all()
+
+
 def send_batch(message_ids: list[int], concurrency: int | None = None) -> Report:
     """Send these messages (those still queued and due); see the module's docstring."""
     concurrency = concurrency or current_app.config["SEND_CONCURRENCY"]
@@ -203,6 +208,7 @@ def send_batch(message_ids: list[int], concurrency: int | None = None) -> Report
     templates = {channel: channels.urls(channel, messaging) for channel in configured}
     report = Report()
     lease = timedelta(seconds=current_app.config["SEND_REQUEUE_AFTER"])
+    running: set[Future] = set()  # across chunks: the next chunk is prepared while this one is on the wire
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
         for start in range(0, len(message_ids), concurrency * 2):
             now = clock.now()
@@ -215,16 +221,16 @@ def send_batch(message_ids: list[int], concurrency: int | None = None) -> Report
             plans = [plan for m in messages.values() if (plan := _prepare(m, messaging, configured, templates))]
             report.counts["skipped"] += sum(m.state is MessageState.SKIPPED for m in messages.values())
             db.session.commit()
-            running: set[Future] = set()
-            for plan in plans:
-                while len(running) >= concurrency:
+            while plans:
+                if len(running) >= concurrency:
                     running = _record_done(running, report)
-                handed = _hand_over(plan.message_id, until)
+                # As many as there are free threads, handed over in one statement and one commit.
+                group, plans = plans[:concurrency - len(running)], plans[concurrency - len(running):]
+                handed = _hand_over([plan.message_id for plan in group], until)
                 db.session.commit()
-                if handed:
-                    running.add(pool.submit(_deliver, plan))
-            while running:
-                running = _record_done(running, report)
+                running |= {pool.submit(_deliver, plan) for plan in group if plan.message_id in handed}
+        while running:
+            running = _record_done(running, report)
     return report
 
 
@@ -233,8 +239,21 @@ def _record_done(running: set[Future], report: Report) -> set[Future]:
     done, running = wait(running, return_when=FIRST_COMPLETED)
     results = [future.result() for future in done]
     now = clock.now()
-    messages = {m.id: m for m in _load([result.message_id for result in results])}  # fresh after commit
+    messages = {m.id: m for m in _load_for_record([result.message_id for result in results])}  # fresh after commit
+    sent = Counter()
     for result in results:
-        _record(messages[result.message_id], result, now, report)
+        _record(messages[result.message_id], result, now, report, sent)
+    _count_sent(sent)
     db.session.commit()
     return running
+
+
+def _count_sent(sent: Counter) -> None:
+    """Add the messages just sent to their enrolments' counts: one UPDATE per distinct number
+    (nearly always one: a message each)."""
+    by_number: dict[int, list[int]] = {}
+    for enrolment_id, number in sent.items():
+        by_number.setdefault(number, []).append(enrolment_id)
+    for number, ids in by_number.items():
+        db.session.execute(update(Enrolment).where(Enrolment.id.in_(ids)).values(sent=Enrolment.sent + number)
+                           .execution_options(synchronize_session=False))

@@ -97,10 +97,14 @@ def _move(row: Enrolment, step: int, next_at: datetime, next_step: int | None = 
 
 
 def _insert_message(values: dict) -> int | None:
-    dialect = db.session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Message).values(**values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[Message.enrolment_id, Message.step])
-    return db.session.scalar(stmt.returning(Message.id))
+    # One statement, built once, executed with each row's values: building it per row through the
+    # ORM's bulk-insert path cost ~0.5 ms a message.
+    return db.session.connection().scalar(_INSERT_MESSAGE[db.session.get_bind().dialect.name], values)
+
+
+_INSERT_MESSAGE = {name: insert_(Message.__table__).on_conflict_do_nothing(index_elements=["enrolment_id", "step"])
+                   .returning(Message.__table__.c.id)
+                   for name, insert_ in (("sqlite", sqlite_insert), ("postgresql", pg_insert))}
 
 
 def finish_reason(row: Enrolment, now: datetime) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, extract, false, func, insert, or_, select, update
+from sqlalchemy import Select, and_, extract, false, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -72,10 +72,14 @@ def _insert(rows: list[dict]) -> set[int]:
     if not rows:
         return set()
     dialect = db.session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Enrolment).values(rows)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[Enrolment.customer_id],
-                                       index_where=Enrolment.state == EnrolmentState.ACTIVE)
-    return set(db.session.scalars(stmt.returning(Enrolment.customer_id)))
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Enrolment.__table__)
+    # The partial index's own predicate as SQL text: a bound value would be rendered into the
+    # statement at each execution, which executemany refuses.
+    stmt = stmt.on_conflict_do_nothing(index_elements=[Enrolment.customer_id], index_where=text("state = 'active'"))
+    # executemany, not .values(rows): SQLAlchemy sends the rows as multi-row INSERTs from one compiled
+    # statement ("insertmanyvalues"), where .values(rows) compiled a bind parameter per value
+    # (40,000 per chunk of 5,000): ~25x the cost of the INSERT itself.
+    return set(db.session.connection().scalars(stmt.returning(Enrolment.customer_id), rows))
 
 
 def enrol(sequence: Sequence, customer_ids: Iterable[int] | Select, source: str, acting: User | None,

@@ -7,6 +7,7 @@ field rather than a blank in a customer's message.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -57,9 +58,15 @@ def context(customer: Customer, sequence: Sequence, today: date, link: str, unsu
     }
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str):
+    """A template compiled once (compiling costs ~0.5 ms; rendering a compiled one ~10 µs)."""
+    return _env.from_string(source)
+
+
 def _render(source: str, values: dict, field_name: str) -> str:
     try:
-        return _env.from_string(source).render(values)
+        return _compiled(source).render(values)
     except TemplateError as error:
         raise FieldError(field_name, str(_l("This template cannot be used: %(problem)s", problem=error.message
                                             or type(error).__name__))) from None
