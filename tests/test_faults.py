@@ -232,7 +232,7 @@ def pg_rig(tmp_path, redis_url, sink, postgres_admin_url):
 
 @pytest.mark.postgres
 def test_on_postgres_a_worker_killed_again_and_again_neither_loses_nor_doubles(pg_rig):
-    result = kill_through_a_run(pg_rig, 150, timeout=60, kill_after_mails=25)
+    result = kill_through_a_run(pg_rig, 150, timeout=60, kill_after_mails=15)
     assert pg_rig.kills >= 3
     assert_exactly_once(result)
     assert_uncertain_only_on_the_wire(result, pg_rig)
