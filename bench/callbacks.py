@@ -81,7 +81,7 @@ def reset(app, manager_id: int) -> int:
     and the timeline entries it wrote. Return how many outcomes were taken back."""
     from sqlalchemy import delete, select
 
-    from crm import callbacks
+    from crm import callbacks, figures
     from crm.errors import FieldError
     from crm.extensions import db
     from crm.models import CallBack, Interaction, User
@@ -96,7 +96,7 @@ def reset(app, manager_id: int) -> int:
             if not callback.undo:
                 continue
             try:  # "now" = the moment it was logged, so the undo window is still open
-                callbacks.take_back(callback.id, manager, now=callbacks.aware(callback.done_at))
+                callbacks.take_back(callback.id, manager, now=figures.aware(callback.done_at))
                 db.session.flush()
                 undone += 1
             except FieldError as error:

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crm import accounts, clock, customers, settings, workdays
 from crm.errors import FieldError
-from crm.extensions import db
+from crm.extensions import db, upsert_insert
+from crm.figures import aware
 from crm.ids import as_id
 from crm.models import (
     CallBack,
@@ -486,8 +485,7 @@ def _insert_open(rows: list[dict]) -> set[int]:
     so two people adding the same customer at once cannot both succeed); return who was added."""
     if not rows:
         return set()
-    dialect = db.session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(CallBack).values(rows)
+    stmt = upsert_insert(CallBack).values(rows)
     stmt = stmt.on_conflict_do_nothing(index_elements=[CallBack.customer_id], index_where=CallBack.done_at.is_(None))
     return set(db.session.scalars(stmt.returning(CallBack.customer_id)))
 
@@ -622,6 +620,3 @@ def history(manager_id: int | None, days: int = 14, today: date | None = None,
     return list(by_day.values())
 
 
-def aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -115,7 +115,8 @@ def finish_reason(row: Enrolment, now: datetime) -> str:
     return f"no response to {row.sequence.name}: {row.sent} messages, last on {day}"
 
 
-def _advance(row: Enrolment, now: datetime, messaging: Messaging, configured: list[str], report: Pass) -> None:
+def _advance(row: Enrolment, now: datetime, messaging: Messaging, configured: list[str], recent: dict[int, int],
+             report: Pass) -> None:
     sequence, customer, step = row.sequence, row.customer, row.next_step
     stop = eligibility.stop_reason(customer)
     if stop is not None:
@@ -140,7 +141,7 @@ def _advance(row: Enrolment, now: datetime, messaging: Messaging, configured: li
         return
     definition = sequence.step(step)
     found, why = eligibility.routes(customer, definition.channel, messaging, configured)
-    if why is None and eligibility.over_cap(customer.id, now, messaging.weekly_cap):
+    if why is None and recent.get(customer.id, 0) >= messaging.weekly_cap:
         why = "frequency_cap"
     if not _move(row, step, _after(sequence, step, now), step + 1):
         return  # another dispatcher took this step
@@ -158,6 +159,7 @@ def _advance(row: Enrolment, now: datetime, messaging: Messaging, configured: li
     else:
         report.queued += 1
         report.message_ids.append(message_id)
+        recent[customer.id] = recent.get(customer.id, 0) + 1
 
 
 def _due(now: datetime):
@@ -217,8 +219,9 @@ def run_due(now: datetime | None = None, send: bool = True) -> Pass:
     configured = channels.configured(messaging)
     while True:
         rows = _due(now)
+        recent = eligibility.recent_counts({row.customer_id for row in rows}, now)
         for row in rows:
-            _advance(row, now, messaging, configured, report)
+            _advance(row, now, messaging, configured, recent, report)
         db.session.commit()
         if len(rows) < BATCH:
             break

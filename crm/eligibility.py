@@ -58,6 +58,13 @@ def _recipient(customer: Customer, channel: str) -> str | None:
     return None
 
 
+def reachable_channels(customer: Customer, configured: list[str]) -> set[str]:
+    """The set-up channels this customer agreed to and has a usable contact on."""
+    return {channel for channel in configured
+            if (consent := customer.consent_for(Channel(channel))) is not None and consent.granted
+            and _recipient(customer, channel) is not None}
+
+
 def routes(customer: Customer, step_channel: StepChannel, messaging: Messaging,
            configured: list[str]) -> tuple[list[tuple[str, str]], str | None]:
     """The (channel, recipient) pairs to try in order, and when there are none, why: the reason
@@ -79,12 +86,15 @@ def routes(customer: Customer, step_channel: StepChannel, messaging: Messaging,
     return found, None if found else why
 
 
-def over_cap(customer_id: int, now: datetime, cap: int) -> bool:
-    """Has the customer had (or been queued) `cap` messages in the last seven days?"""
-    recent = db.session.scalar(select(func.count()).where(
-        Message.customer_id == customer_id, Message.queued_at > now - CAP_WINDOW,
-        Message.state.in_([MessageState.QUEUED, MessageState.SENDING, MessageState.SENT, MessageState.UNCERTAIN])))
-    return recent >= cap
+def recent_counts(customer_ids: set[int], now: datetime) -> dict[int, int]:
+    """Messages each of these customers had (or has queued) in the seven days before `now`: the
+    weekly cap, counted for a whole dispatch batch in one query."""
+    if not customer_ids:
+        return {}
+    return dict(db.session.execute(select(Message.customer_id, func.count()).where(
+        Message.customer_id.in_(customer_ids), Message.queued_at > now - CAP_WINDOW,
+        Message.state.in_([MessageState.QUEUED, MessageState.SENDING, MessageState.SENT, MessageState.UNCERTAIN]))
+        .group_by(Message.customer_id)).all())
 
 
 def step_channels(sequence: Sequence, messaging: Messaging) -> set[str]:

@@ -17,11 +17,9 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, extract, false, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crm import channels, clock, eligibility, rfm, settings, workdays
-from crm.extensions import db
+from crm.extensions import db, upsert_insert
 from crm.models import (
     Customer,
     Enrolment,
@@ -71,8 +69,7 @@ def _insert(rows: list[dict]) -> set[int]:
     """Insert enrolments; return the customers whose row went in (others were enrolled meanwhile)."""
     if not rows:
         return set()
-    dialect = db.session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Enrolment.__table__)
+    stmt = upsert_insert(Enrolment.__table__)
     # The partial index's own predicate as SQL text: a bound value would be rendered into the
     # statement at each execution, which executemany refuses.
     stmt = stmt.on_conflict_do_nothing(index_elements=[Enrolment.customer_id], index_where=text("state = 'active'"))
@@ -137,10 +134,8 @@ def enrol(sequence: Sequence, customer_ids: Iterable[int] | Select, source: str,
     return report
 
 
-def why_not(customer: Customer, sequence: Sequence, messaging: Messaging | None = None) -> str | None:
-    """Why this customer cannot be enrolled in this sequence now, in words; None when they can."""
-    if sequence.paused:
-        return str(_l("The sequence is paused."))
+def _customer_reason(customer: Customer) -> str | None:
+    """Why the customer can join no sequence at all now, in words."""
     if customer.do_not_contact:
         return str(_l("The customer is marked do-not-contact."))
     if customer.status is Status.INACTIVE:
@@ -152,11 +147,33 @@ def why_not(customer: Customer, sequence: Sequence, messaging: Messaging | None 
         return str(_l("The customer is in “%(name)s” already.", name=running.sequence.name))
     if db.session.scalar(select(func.count()).where(Customer.id == customer.id, ~eligibility.enrolable())):
         return str(_l("The customer was held out of a sequence as a control lately."))
-    messaging = messaging or settings.load(Messaging)
-    usable = eligibility.step_channels(sequence, messaging) & set(channels.configured(messaging))
-    if not db.session.scalar(select(func.count()).where(Customer.id == customer.id, eligibility.reachable(usable))):
-        return str(_l("No consent and contact on any channel this sequence uses (or the channel is not set up)."))
     return None
+
+
+def reasons(customer: Customer, candidates: list[Sequence],
+            messaging: Messaging | None = None) -> list[tuple[Sequence, str | None]]:
+    """Each sequence with why this customer cannot be enrolled in it now (None: they can). What
+    holds for the customer is checked once, not once per sequence (the card lists them all)."""
+    general = _customer_reason(customer)
+    messaging = messaging or settings.load(Messaging)
+    reachable = eligibility.reachable_channels(customer, channels.configured(messaging))
+    result = []
+    for sequence in candidates:
+        if sequence.paused:
+            why = str(_l("The sequence is paused."))
+        elif general:
+            why = general
+        elif not eligibility.step_channels(sequence, messaging) & reachable:
+            why = str(_l("No consent and contact on any channel this sequence uses (or the channel is not set up)."))
+        else:
+            why = None
+        result.append((sequence, why))
+    return result
+
+
+def why_not(customer: Customer, sequence: Sequence, messaging: Messaging | None = None) -> str | None:
+    """Why this customer cannot be enrolled in this sequence now, in words; None when they can."""
+    return reasons(customer, [sequence], messaging)[0][1]
 
 
 def active_enrolment(customer_id: int) -> Enrolment | None:

@@ -46,6 +46,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+def upsert_insert(target):
+    """An INSERT for the session's database that takes ON CONFLICT clauses (SQLite and PostgreSQL
+    spell them alike, but each dialect has its own construct)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return (pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert)(target)
+
+
 migrate = Migrate()
 login = LoginManager()
 csrf = CSRFProtect()

@@ -32,13 +32,11 @@ from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from crm import contacts, customers, figures, orders, responses, segments
 from crm.errors import FieldError
-from crm.extensions import db
+from crm.extensions import db, upsert_insert
 from crm.models import (
     Channel,
     Contact,
@@ -918,7 +916,7 @@ class _Orders(_Rows):
         # same conversions (the columns' own bind processors) done here leave the driver the rest.
         if self.upsert_sql is None:
             dialect = db.session.get_bind().dialect
-            stmt = (pg_insert if dialect.name == "postgresql" else sqlite_insert)(_ORDERS)
+            stmt = upsert_insert(_ORDERS)
             stmt = stmt.on_conflict_do_update(index_elements=[_ORDERS.c.source, _ORDERS.c.external_id],
                                               set_={c: stmt.excluded[c] for c in UPSERT})
             compiled = stmt.compile(dialect=dialect, column_keys=list(INSERTED))

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
-from crm import callbacks, clock, customers, enrolment, segments
+from crm import clock, customers, enrolment, figures, segments
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -160,7 +160,7 @@ def export_rows(filters: Filters):
     query = (_query(filters).order_by(Customer.inactive_since.desc(), Customer.id.desc())
              .options(selectinload(Customer.contacts)).execution_options(yield_per=1000))
     for customer in db.session.scalars(query):
-        since = callbacks.aware(customer.inactive_since) if customer.inactive_since else None
+        since = figures.aware(customer.inactive_since) if customer.inactive_since else None
         yield [customer.id, customer.name, " ".join(c.value for c in customer.contacts),
                since.isoformat() if since else "", HOW.get(customer.inactive_how or "", ""),
                customer.inactive_reason or "", customer.order_count, f"{customer.total_spent / 100:.2f}"]

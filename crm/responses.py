@@ -16,11 +16,13 @@ from sqlalchemy import select
 from crm import callbacks, clock, contacts, customers, enrolment, inactive
 from crm.errors import FieldError
 from crm.extensions import db
+from crm.figures import aware
 from crm.models import (
     Channel,
     Contact,
     ContactKind,
     Customer,
+    Enrolment,
     EnrolmentState,
     Kind,
     Message,
@@ -74,7 +76,7 @@ def after_order(order: Order) -> bool:
                              how="order")
             customer.status = status
         return False
-    if clock_aware(order.placed_at) < clock_aware(running.enrolled_at):
+    if aware(order.placed_at) < aware(running.enrolled_at):
         return False
     return respond(customer, "order", order_id=order.id)
 
@@ -82,8 +84,6 @@ def after_order(order: Order) -> bool:
 def after_orders(customer_ids: list[int]) -> int:
     """Set-based `after_order` for an import: customers with a running sequence and a paid order
     placed since they were enrolled."""
-    from crm.models import Enrolment
-
     answered = 0
     for start in range(0, len(customer_ids), 5000):
         chunk = customer_ids[start:start + 5000]
@@ -94,10 +94,6 @@ def after_orders(customer_ids: list[int]) -> int:
         for customer_id in found:
             answered += respond(db.session.get(Customer, customer_id), "order")
     return answered
-
-
-def clock_aware(moment: datetime) -> datetime:
-    return callbacks.aware(moment)
 
 
 # --- inbound hooks -------------------------------------------------------------------------------

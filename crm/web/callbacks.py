@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from crm import accounts, callbacks, clock, settings, workdays
+from crm import accounts, callbacks, clock, figures, settings, workdays
 from crm.errors import FieldError
 from crm.extensions import db, htmx
 from crm.figures import days_since
@@ -110,7 +110,7 @@ def _undo_until(callback: CallBack) -> int | None:
     if callback.done_at is None or callback.handled_by_id != current_user.id or not callback.undo:
         return None
     shown = callbacks.UNDO_SECONDS // 3  # the button stays a few seconds; the server allows longer
-    return int((callbacks.aware(callback.done_at) + timedelta(seconds=shown)).timestamp() * 1000)
+    return int((figures.aware(callback.done_at) + timedelta(seconds=shown)).timestamp() * 1000)
 
 
 @bp.get("/<int:callback_id>")

@@ -287,8 +287,7 @@ def enrol_panel(customer: Customer) -> dict:
         return {"running": running}
     messaging = settings.load(Messaging)
     every = sequences.listing()
-    reasons = [(sequence, enrolment.why_not(customer, sequence, messaging)) for sequence in every
-               if not sequence.paused]
+    reasons = enrolment.reasons(customer, [sequence for sequence in every if not sequence.paused], messaging)
     available = [sequence for sequence, why in reasons if why is None]
     refused = [(sequence, why) for sequence, why in reasons if why is not None]
     # A reason about the customer (do-not-contact, answered...) holds for every sequence: say it once.
