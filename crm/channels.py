@@ -97,6 +97,38 @@ def check_urls(channel: str, raw: str) -> str:
     return "\n".join(lines)
 
 
+def from_form(messaging: Messaging, typed: dict) -> tuple[Messaging, dict[str, str]]:
+    """The settings as the channels form changes them, and every refusal by field (all at once, so
+    the owner fixes them in one go). A channel set in the environment is not changed here; an empty
+    field keeps the current URLs unless "remove" is ticked."""
+    urls, errors = dict(messaging.urls), {}
+    for channel in CHANNELS:
+        raw = typed.get(f"urls_{channel}", "")
+        if from_environment(channel):
+            continue
+        if raw.strip():
+            if len(raw) > settings.MAX_URLS_LENGTH:
+                errors[f"urls_{channel}"] = str(_l("Keep it under %(max)s characters.", max=settings.MAX_URLS_LENGTH))
+                continue
+            try:
+                urls[channel] = check_urls(channel, raw)
+            except FieldError as error:
+                errors[error.field] = error.message
+        elif typed.get(f"remove_{channel}"):
+            urls.pop(channel, None)
+    cap = typed.get("weekly_cap", "")
+    if not (cap.isascii() and cap.isdigit()) or len(cap) > 3:
+        errors["weekly_cap"] = str(_l("Enter a number of messages from 1 to %(max)s.", max=50))
+    if errors:
+        return messaging, errors
+    changed = Messaging(urls={c: u for c, u in urls.items() if u}, fallback=tuple(typed.get("fallback", ())),
+                        weekly_cap=int(cap))
+    try:
+        return changed.validate(), {}
+    except FieldError as error:
+        return messaging, {error.field: error.message}
+
+
 # --- sending ---------------------------------------------------------------------------------------
 
 @dataclass

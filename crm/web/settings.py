@@ -18,7 +18,6 @@ from crm import channels, rfm, rules, segments, sequences, settings, tasks
 from crm.errors import FieldError
 from crm.extensions import db, htmx, redis
 from crm.hook_secrets import secret_for
-from crm.ids import as_id
 from crm.settings import CHANNELS, CallRules, Messaging
 from crm.web.access import owner_only
 from crm.web.forms import attach_error, select_choices
@@ -223,35 +222,11 @@ def _typed_channels() -> dict:
 @owner_only
 def channels_save():
     """Save the channels' Apprise URLs, the fallback order and the weekly cap; refusals go on their field."""
-    messaging = settings.load(Messaging)
     typed = _typed_channels()
-    urls, errors = dict(messaging.urls), {}
-    for channel in CHANNELS:
-        if channels.from_environment(channel):
-            continue  # the environment's URLs win and are not edited here
-        raw = typed[f"urls_{channel}"]
-        if raw.strip():
-            if len(raw) > settings.MAX_URLS_LENGTH:
-                errors[f"urls_{channel}"] = _("Keep it under %(max)s characters.", max=settings.MAX_URLS_LENGTH)
-                continue
-            try:
-                urls[channel] = channels.check_urls(channel, raw)
-            except FieldError as error:
-                errors[error.field] = error.message
-        elif typed[f"remove_{channel}"]:
-            urls.pop(channel, None)
-    cap = typed["weekly_cap"]
-    if not (cap.isascii() and cap.isdigit()) or len(cap) > 3:
-        errors["weekly_cap"] = _("Enter a number of messages from 1 to %(max)s.", max=50)
-    if not errors:
-        try:
-            messaging = settings.save(Messaging(urls={c: u for c, u in urls.items() if u}, fallback=typed["fallback"],
-                                                 weekly_cap=int(cap)))
-        except FieldError as error:
-            db.session.rollback()
-            errors[error.field] = error.message
+    messaging, errors = channels.from_form(settings.load(Messaging), typed)
     if errors:
         return _page_of_section(422, messaging=_messaging_view(messaging, typed, errors))
+    settings.save(messaging)
     db.session.commit()
     return _page_of_section(messaging=_messaging_view(messaging, message=_("Saved.")))
 
@@ -331,7 +306,7 @@ def rule_add():
 @owner_only
 def rule_delete(rule_id: int):
     """Remove a rule; the customers it enrolled stay in their sequence."""
-    if not rules.delete_rule(as_id(rule_id) or 0):
+    if not rules.delete_rule(rule_id):
         abort(404)
     db.session.commit()
     return _rules_response(message=_("Rule removed. Customers it enrolled stay in their sequence."))
@@ -341,7 +316,7 @@ def rule_delete(rule_id: int):
 @owner_only
 def rule_toggle(rule_id: int):
     """Pause a rule, or resume a paused one."""
-    rule = rules.toggle_rule(as_id(rule_id) or 0)
+    rule = rules.toggle_rule(rule_id)
     if rule is None:
         abort(404)
     db.session.commit()
