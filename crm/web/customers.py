@@ -23,10 +23,10 @@ from crm import (
     timeline,
 )
 from crm.errors import FieldError, StaleEdit
-from crm.extensions import db, htmx
+from crm.extensions import db
 from crm.figures import FAVOURITES, days_since
 from crm.models import CallBack, ContactKind, Customer, Stage
-from crm.web import formatting
+from crm.web import formatting, partials
 from crm.web.access import owner_only
 from crm.web.customer_forms import (
     CHANNEL_LABELS,
@@ -69,10 +69,6 @@ def _stage_label(stage_id) -> str:
 def _customer_or_404(customer_id: int) -> Customer:
     return db.session.get(Customer, customer_id) or abort(404)
 
-
-def _partial_wanted() -> bool:
-    # A history restore asks for the whole page even though htmx sends it.
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def _row_views(found: list[customer_list.Row]) -> list[dict]:
@@ -127,7 +123,7 @@ def index():
     """List customers, filtered and searched; htmx gets the results alone."""
     filters = customer_list.Filters.from_args(request.args)
     context = _list_context(filters)
-    if _partial_wanted():
+    if partials.wanted():
         template = "customers/_rows.html" if request.args.get("after") else "customers/_results.html"
         return render_template(template, **context)
     return render_template("customers/index.html", **context, **_filter_choices(filters))
@@ -137,7 +133,7 @@ def index():
 def count():
     """Count the customers matching the filters (up to a cap), loaded after the list."""
     filters = customer_list.Filters.from_args(request.args)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.index", **filters.to_args()))
     total, capped = customer_list.count(filters)
     return render_template("customers/_count.html", total=total, capped=capped, filters=filters)
@@ -197,7 +193,7 @@ def _spec_or_404(name: str):
 def show_field(customer_id: int, name: str):
     """Show one contact field as text (also what Cancel returns to)."""
     customer, spec = _customer_or_404(customer_id), _spec_or_404(name)
-    if not _partial_wanted():
+    if not partials.wanted():
         return render_template("customers/card.html", **_card_context(customer))
     return render_template("customers/_field.html", customer=customer, spec=spec)
 
@@ -206,7 +202,7 @@ def show_field(customer_id: int, name: str):
 def edit_field(customer_id: int, name: str):
     """Open one field for editing in place."""
     customer, spec = _customer_or_404(customer_id), _spec_or_404(name)
-    if not _partial_wanted():
+    if not partials.wanted():
         return render_template("customers/card.html", **_card_context(customer, editing=name))
     return render_template("customers/_field_form.html", customer=customer, spec=spec,
                            value=spec.current(customer), version=customer.version)
@@ -231,7 +227,7 @@ def save_field(customer_id: int, name: str):
         db.session.rollback()
         message = _("Someone else changed this customer meanwhile. Reload the page to see their change.")
         return _field_error(customer_id, spec, raw, version, message, 409)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.card", customer_id=customer.id))
     response = current_app.make_response(render_template("customers/_field.html", customer=customer, spec=spec))
     # The timeline and the header show edits too; they refresh themselves on this event.
@@ -241,7 +237,7 @@ def save_field(customer_id: int, name: str):
 
 def _field_error(customer_id, spec, raw, version, message, status):
     customer = _customer_or_404(customer_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         context = _card_context(customer, editing=spec.name)
         context["field_error"] = message
         context["field_value"] = raw  # what the user typed stays in the field
@@ -253,7 +249,7 @@ def _field_error(customer_id, spec, raw, version, message, status):
 @bp.get("/<int:customer_id>/header")
 def header(customer_id: int):
     """Return the card's header (refreshed after edits)."""
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.card", customer_id=customer_id))
     return render_template("customers/_header.html", customer=_customer_or_404(customer_id),
                            today=clock.team_today())
@@ -263,7 +259,7 @@ def header(customer_id: int):
 def show_timeline(customer_id: int):
     """Return the timeline, or its next page when `before` is given."""
     customer = _customer_or_404(customer_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.card", customer_id=customer.id))
     before = request.args.get("before", type=int)
     entries = timeline.entries_page(customer.id, before)
@@ -276,7 +272,7 @@ def show_timeline(customer_id: int):
 def show_orders(customer_id: int):
     """Return the next page of the order history."""
     customer = _customer_or_404(customer_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.card", customer_id=customer.id))
     orders = timeline.orders_page(customer.id, request.args.get("before", type=int))
     return render_template("customers/_order_rows.html", customer=customer, orders=orders)
@@ -308,7 +304,7 @@ def log_call(customer_id: int):
 
 
 def _timeline_response(customer: Customer, note_error: str | None = None, call_form: CallForm | None = None):
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("customers.card", customer_id=customer.id))
     failed = note_error or (call_form is not None and call_form.errors)
     return render_template("customers/_timeline.html", customer=customer, note_error=note_error,
@@ -356,7 +352,7 @@ def _bulk(action):
     except FieldError as error:
         db.session.rollback()
         message = error.message
-    if not _partial_wanted():
+    if not partials.wanted():
         flash(message, "info")
         return redirect(url_for("customers.index"))
     return render_template("customers/_bulk_result.html", message=message)

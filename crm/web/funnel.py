@@ -12,10 +12,10 @@ from flask_login import current_user
 
 from crm import accounts, clock, stages
 from crm.errors import FieldError
-from crm.extensions import db, htmx
+from crm.extensions import db
 from crm.figures import days_since
 from crm.models import Customer, Stage
-from crm.web import formatting
+from crm.web import formatting, partials
 from crm.web.access import owner_only
 from crm.web.customer_forms import stage_name
 
@@ -62,10 +62,6 @@ def _card_labels(board: list[Stage]) -> dict:
             "move_url": url_for("funnel.move"), "unpin_url": url_for("funnel.unpin"),
             "stages": [(stage.id, stage_name(stage)) for stage in board]}
 
-
-def _partial_wanted() -> bool:
-    # A history restore asks for the whole page even though htmx sends it.
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def _row_or_404(model, ident: int | None):
@@ -114,7 +110,7 @@ def _board_context(whose: str, manager: str) -> dict:
 def board():
     """Show the funnel stages as columns of cards; htmx gets the columns alone (filter changes)."""
     context = _board_context(*_whose(request.args))
-    if _partial_wanted():
+    if partials.wanted():
         return render_template("funnel/_board.html", **context)
     return render_template("funnel/board.html", **context)
 
@@ -124,7 +120,7 @@ def more_cards(stage_id: int):
     """Return the next page of a column's cards, after the cursor `after`."""
     stage = _stage_or_404(stage_id)
     whose, manager = _whose(request.args)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("funnel.board", manager=whose or None))
     page = stages.column(stage.id, request.args.get("after"), manager)
     return render_template("funnel/_cards.html", stage=stage, cards=_card_views(page.cards),
@@ -134,7 +130,7 @@ def more_cards(stage_id: int):
 def _moved_response(customer: Customer, changed_stage_ids: list[int], placed: bool):
     """Answer a change to a card: the card, and the headers of the columns whose totals changed."""
     whose, manager = _whose(request.values)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("funnel.board", manager=whose or None))
     board = stages.ordered()
     totals = stages.board_totals(changed_stage_ids, manager)

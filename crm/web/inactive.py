@@ -11,9 +11,10 @@ from flask_login import current_user
 
 from crm import exports, inactive
 from crm.errors import FieldError
-from crm.extensions import db, htmx
+from crm.extensions import db
 from crm.ids import as_id
 from crm.models import Customer
+from crm.web import partials
 from crm.web.access import owner_only
 
 bp = Blueprint("inactive", __name__, url_prefix="/inactive")
@@ -26,10 +27,6 @@ EXPORT_COLUMNS = ("id", "name", "contacts", "inactive_since", "how", "reason", "
 def _labels() -> dict:
     return {"how_labels": inactive.HOW}
 
-
-def _partial_wanted() -> bool:
-    # A history restore asks for the whole page even though htmx sends it.
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def _args(filters: inactive.Filters) -> dict:
@@ -68,10 +65,10 @@ def index():
     """List the customers on the inactive list, most recently moved first; htmx gets the results alone."""
     filters = inactive.Filters.from_args(request.args)
     context = _list_context(filters)
-    if _partial_wanted() and request.args.get("after"):
+    if partials.wanted() and request.args.get("after"):
         return render_template("inactive/_rows.html", **context)
     context["total"] = inactive.count(filters)
-    if _partial_wanted():
+    if partials.wanted():
         return render_template("inactive/_results.html", **context)
     return render_template("inactive/index.html", **context)
 
@@ -90,7 +87,7 @@ def _filters_of_form() -> inactive.Filters:
 def _restore_form(customer: Customer, filters: inactive.Filters, note: str = "", error: str | None = None,
                   status: int = 200):
     """The restore form: inside the customer's row for htmx, else on a page of its own."""
-    template = "inactive/_row.html" if _partial_wanted() else "inactive/restore.html"
+    template = "inactive/_row.html" if partials.wanted() else "inactive/restore.html"
     return render_template(template, c=customer, restoring=True, note=note, error=error, args=_args(filters)), status
 
 
@@ -104,7 +101,7 @@ def restore_form(customer_id: int):
 def row(customer_id: int):
     """One row of the list as it stands (what Cancel on the restore form returns to)."""
     customer = _customer_or_404(customer_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("inactive.index", **_args(inactive.Filters.from_args(request.args))))
     return render_template("inactive/_row.html", c=customer, args=_args(inactive.Filters.from_args(request.args)))
 
@@ -122,7 +119,7 @@ def restore(customer_id: int):
         db.session.rollback()
         return _restore_form(_customer_or_404(customer_id), filters, note, error.message, 422)
     message = _("%(name)s is back on the active list.", name=customer.name)
-    if not _partial_wanted():
+    if not partials.wanted():
         flash(message, "success")
         return redirect(url_for("inactive.index", **_args(filters)))
     return render_template("inactive/_restored.html", c=customer, message=message, total=inactive.count(filters))

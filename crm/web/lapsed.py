@@ -11,6 +11,7 @@ from crm.errors import FieldError
 from crm.extensions import db, htmx, redis
 from crm.figures import days_since
 from crm.models import Lapse, Role
+from crm.web import partials
 from crm.web.customer_forms import CHANNEL_LABELS, REASON_LABELS
 from crm.web.forms import as_date
 from crm.web.segments import BEHAVIOUR_LABELS
@@ -40,7 +41,7 @@ def index():
     """Show a queue (lapsing or lapsed), most value at risk first."""
     filters = lapsed.QueueFilters.from_args(request.args)
     context = _context(filters)
-    if htmx and not htmx.history_restore_request:
+    if partials.wanted():
         template = "lapsed/_rows.html" if request.args.get("after") else "lapsed/_results.html"
         return render_template(template, **context)
     return render_template("lapsed/index.html", sizes=lapsed.sizes(), **context)

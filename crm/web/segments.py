@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from crm import customer_list, rfm, saved_segments, segments, settings
 from crm.errors import FieldError
-from crm.extensions import db, htmx
+from crm.extensions import db
 from crm.figures import FAVOURITES
 from crm.models import Behaviour, RfmCell, Segment, Stage, User
-from crm.web import formatting
+from crm.web import formatting, partials
 from crm.web.customer_forms import GENDER_LABELS, STATUS_LABELS, stage_name
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
@@ -53,10 +53,6 @@ def _short_money(minor: int) -> str:
     return format_compact_currency(minor / 10 ** get_currency_precision(currency), currency,
                                    locale=str(get_locale()), fraction_digits=1)
 
-
-def _partial_wanted() -> bool:
-    # A history restore asks for the whole page even though htmx sends it.
-    return bool(htmx) and not htmx.history_restore_request
 
 
 # --- saved segments -------------------------------------------------------------------------------
@@ -102,7 +98,7 @@ def _index_page(editing: int | None = None, error: str | None = None, value: str
 
 def _row(segment: Segment, editing: bool = False, error: str | None = None, value: str = "", status: int = 200):
     """Return the segment's row to htmx, or the whole page with that row in the same state."""
-    if not _partial_wanted():
+    if not partials.wanted():
         return _index_page(segment.id if editing else None, error, value, status)
     return render_template("segments/_row.html", segment=segment, summaries=_summaries([segment]),
                            editing=segment.id if editing else None, error=error, value=value), status
@@ -130,11 +126,11 @@ def create():
         db.session.commit()
     except FieldError as error:
         db.session.rollback()
-        if not _partial_wanted():
+        if not partials.wanted():
             return _new_page(filters, name, error.message, error.field, 422)
         return render_template("segments/_save_form.html", filters=filters, value=name, error=error.message,
                                field=error.field, open=True), 422
-    if _partial_wanted():
+    if partials.wanted():
         return render_template("segments/_save_form.html", filters=filters, value="", saved=segment)
     flash(_("Segment “%(name)s” saved.", name=segment.name), "success")
     return redirect(url_for("segments.index"))
@@ -144,7 +140,7 @@ def create():
 def row(segment_id: int):
     """Return a segment's row (what Cancel returns to)."""
     segment = _segment_or_404(segment_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("segments.index"))
     return _row(segment)
 
@@ -177,7 +173,7 @@ def delete(segment_id: int):
     name = segment.name
     saved_segments.delete(segment, current_user)
     db.session.commit()
-    if _partial_wanted():
+    if partials.wanted():
         return ""  # the row swaps itself out
     flash(_("Segment “%(name)s” deleted.", name=name), "info")
     return redirect(url_for("segments.index"))

@@ -14,11 +14,12 @@ from sqlalchemy import Select
 
 from crm import clock, customer_list, enrolment, lapsed, message_templates, saved_segments, sequences, settings
 from crm.errors import FieldError
-from crm.extensions import db, htmx
+from crm.extensions import db
 from crm.ids import as_id, as_ids
 from crm.models import Customer, Message, MessageState, Segment, Sequence, StepChannel
 from crm.models.sequence import LENGTHS
 from crm.settings import Messaging
+from crm.web import partials
 from crm.web.access import owner_only
 from crm.web.customer_forms import CHANNEL_LABELS
 
@@ -39,10 +40,6 @@ def _labels() -> dict:
     return {"step_channels": STEP_CHANNELS, "lengths": LENGTHS, "fields": message_templates.FIELDS,
             "skip_reasons": sequences.SKIP_REASONS, "not_enrolled": enrolment.NOT_ENROLLED}
 
-
-def _partial_wanted() -> bool:
-    # A history restore asks for the whole page even though htmx sends it.
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def _sequence_or_404(sequence_id: int) -> Sequence:
@@ -163,7 +160,7 @@ def _preview_customers(q: str) -> list[Customer]:
 def preview_customers(sequence_id: int):
     """The customers to preview on, searched by name (the options of the picker)."""
     sequence = _sequence_or_404(sequence_id)
-    if not _partial_wanted():
+    if not partials.wanted():
         return redirect(url_for("sequences.edit", sequence_id=sequence.id))
     response = make_response(render_template("sequences/_preview_customers.html",
                                              preview_customers=_preview_customers(request.args.get("q", ""))))
@@ -375,7 +372,7 @@ def _enrol(sequence: Sequence | None):
     if source == "card":
         ids = as_ids(request.values.getlist("customer_ids"))
         card_customer = db.session.get(Customer, ids[0]) if len(ids) == 1 else None
-    if not _partial_wanted():
+    if not partials.wanted():
         flash(message, "success" if ok else "error")
         return redirect(_back(source, card_customer.id if card_customer else None))
     if card_customer is not None:
@@ -408,7 +405,7 @@ def stop(customer_id: int):
     db.session.commit()
     message = (_("Stopped “%(name)s” for this customer.", name=stopped.sequence.name) if stopped
                else _("The customer is not in a running sequence any more."))
-    if not _partial_wanted():
+    if not partials.wanted():
         flash(message, "info" if stopped else "error")
         return redirect(url_for("customers.card", customer_id=customer.id))
     return _card_panel(customer, message, stopped is not None)
