@@ -35,11 +35,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,18 +107,23 @@ class _Handler:
         with sink.lock:
             sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos),
                                    email.message_from_bytes(envelope.content)))
+            count = len(sink.mails)
+        if sink.on_mail is not None:
+            sink.on_mail(count)  # before the 250: a worker killed here dies with this mail on the wire
         return "250 Message accepted for delivery"
 
 
 @dataclass
 class Sink(SmtpSink):
-    """tests.sinks.SmtpSink with `bounce` (addresses refused with 550 at RCPT) and `flaky` (the share
-    of DATA commands refused with 451); counts its refusals in `refusals`."""
+    """tests.sinks.SmtpSink with `bounce` (addresses refused with 550 at RCPT), `flaky` (the share
+    of DATA commands refused with 451) and `on_mail` (a hook run as each mail arrives); counts its
+    refusals in `refusals`."""
 
     bounce: set[str] = field(default_factory=set)
     flaky: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     refusals: Counter = field(default_factory=Counter)
+    on_mail: Callable[[int], None] | None = None  # called with the count of mails, before answering 250
 
     def start(self) -> Sink:
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
@@ -217,6 +225,7 @@ class Rig:
         # even over plain SMTP; pointing the worker at no CA store makes that free where no TLS is used.
         self.skip_ca_store = skip_ca_store
         self.worker: subprocess.Popen | None = None
+        self.lock = threading.RLock()  # the worker is killed from the sink's thread too (see run)
         self.worker_log = open(self.workdir / "worker.log", "ab")  # noqa: SIM115 (closed in close())
         self.kills = 0
         self.starts = 0
@@ -302,6 +311,10 @@ class Rig:
         return env
 
     def start_worker(self) -> None:
+        with self.lock:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
         self.worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.worker_env(),
                                        stdout=self.worker_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
@@ -323,6 +336,10 @@ class Rig:
     def kill_worker(self) -> None:
         """SIGKILL the worker and everything it forked (the work horse sending right now, the
         scheduler), as a host that loses the machine would: nothing gets to finish or clean up."""
+        with self.lock:
+            self._kill_worker()
+
+    def _kill_worker(self) -> None:
         if self.worker is None:
             return
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -445,36 +462,52 @@ def run(rig: Rig, *, timeout: float, kill_every: tuple[float, float] | None = No
     rng = rng or random.Random()
     pending = sorted(events, key=lambda event: event[0])
     deadline = time.monotonic() + timeout
-    kill_at = mails_at_ready = None
     last_report = time.monotonic()
-    killing = kill_every is not None
-    while time.monotonic() < deadline:
-        now = time.monotonic()
-        if not rig.worker_alive():
-            rig.start_worker()
-            kill_at = None
-        if killing and kill_at is None and rig.worker_ready():
-            kill_at, mails_at_ready = now + rng.uniform(*kill_every), len(rig.sink.mails)
-        if killing and kill_at is not None and (
-                now >= kill_at or kill_after_mails and len(rig.sink.mails) - mails_at_ready >= kill_after_mails):
-            rig.kill_worker()
-            rig.start_worker()
-            kill_at = None
-        while pending and len(rig.sink.mails) >= pending[0][0]:
-            pending.pop(0)[1]()
-        if hurry:
-            rig.hurry_backoff()
-        rig.dispatch()
-        states = rig.states()
-        if report_every and now - last_report >= report_every:
-            last_report = now
-            rig.log(f"mails {len(rig.sink.mails):,}; rows {dict(sorted(states.items()))}; kills {rig.kills}")
-        if not states["due"] and not states["queued"]:
-            killing = False  # let the last "sending" rows finish, or turn uncertain
-            if not states["sending"] and not pending:
-                return True
-        time.sleep(every)
-    return False
+    # The current worker's death: a time, drawn once it is ready, or with `kill_after_mails` the sink's
+    # count at which it dies. That one is done by the sink as the mail arrives (before its 250), not
+    # by this loop's next look: a fast worker could otherwise send a whole batch in between.
+    kill = SimpleNamespace(on=kill_every is not None, at=None, mails=None)
+
+    def kill_on_mail(count: int) -> None:
+        with rig.lock:
+            if kill.on and kill.mails is not None and count >= kill.mails:
+                kill.at = kill.mails = None
+                rig.kill_worker()  # started again by the loop below
+
+    if kill_after_mails:
+        rig.sink.on_mail = kill_on_mail
+    try:
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            with rig.lock:
+                if not rig.worker_alive():
+                    rig.start_worker()
+                    kill.at = kill.mails = None
+                if kill.on and kill.at is None and rig.worker_ready():
+                    kill.at = now + rng.uniform(*kill_every)
+                    kill.mails = len(rig.sink.mails) + kill_after_mails if kill_after_mails else None
+                if kill.on and kill.at is not None and now >= kill.at:
+                    rig.kill_worker()
+                    rig.start_worker()
+                    kill.at = kill.mails = None
+            while pending and len(rig.sink.mails) >= pending[0][0]:
+                pending.pop(0)[1]()
+            if hurry:
+                rig.hurry_backoff()
+            rig.dispatch()
+            states = rig.states()
+            if report_every and now - last_report >= report_every:
+                last_report = now
+                rig.log(f"mails {len(rig.sink.mails):,}; rows {dict(sorted(states.items()))}; kills {rig.kills}")
+            if not states["due"] and not states["queued"]:
+                with rig.lock:
+                    kill.on = False  # let the last "sending" rows finish, or turn uncertain
+                if not states["sending"] and not pending:
+                    return True
+            time.sleep(every)
+        return False
+    finally:
+        rig.sink.on_mail = None
 
 
 def wait_until(rig: Rig, done, timeout: float, hurry: bool = False, every: float = 0.5) -> bool:
