@@ -31,14 +31,17 @@ from crm.models.sequence import (
     StepChannel,
     Trigger,
 )
+from crm.models.summary import BaseDay, CohortMonth, SalesDay, SegmentSalesDay
 from crm.models.user import Role, User
 
 __all__ = [
     "ApiToken",
+    "BaseDay",
     "Behaviour",
     "CallBack",
     "CallReason",
     "Channel",
+    "CohortMonth",
     "Consent",
     "Contact",
     "ContactKind",
@@ -60,8 +63,10 @@ __all__ = [
     "OrderStatus",
     "RfmCell",
     "Role",
+    "SalesDay",
     "SearchTerm",
     "Segment",
+    "SegmentSalesDay",
     "Sequence",
     "SequenceStep",
     "Stage",

@@ -1,0 +1,72 @@
+"""What the dashboard reads: small tables the nightly rebuild fills from the orders and customers
+(crm.summaries), so a period's figures are a sum over a few thousand rows, never a scan of ten
+million orders per view."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.extensions import db
+
+
+class SalesDay(db.Model):
+    """Paid orders placed on `day` (the team's calendar) by customers whose previous paid order was
+    on `prev_day` (NULL: their first order). The previous day is what makes distinct buyers
+    summable: the buyers of a period [a, b] are the orders in it whose previous order is before a."""
+
+    __tablename__ = "sales_days"
+    __table_args__ = (Index("ix_sales_days_day_prev", "day", "prev_day", "orders", "revenue"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    prev_day: Mapped[date | None] = mapped_column(Date)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)  # minor units
+
+
+class SegmentSalesDay(db.Model):
+    """Paid orders per day by the buyer's RFM cell and behaviour class as of the last rebuild: the
+    average check per segment and class for any period."""
+
+    __tablename__ = "segment_sales_days"
+    __table_args__ = (Index("ix_segment_sales_days_day", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    rfm: Mapped[int | None] = mapped_column(SmallInteger)
+    behaviour: Mapped[str | None] = mapped_column(String(32))
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class BaseDay(db.Model):
+    """The base as the rebuild left it on `day`: customers per status. One row per night; rows
+    marked `estimated` were worked out from the orders alone for days before the first rebuild
+    (the business type's lapsing and lapsed thresholds, no sequences or inactive list)."""
+
+    __tablename__ = "base_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    buyers: Mapped[int] = mapped_column(Integer, default=0)  # with at least one paid order
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    lapsing: Mapped[int] = mapped_column(Integer, default=0)
+    lapsed: Mapped[int] = mapped_column(Integer, default=0)
+    in_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    responded: Mapped[int] = mapped_column(Integer, default=0)
+    inactive: Mapped[int] = mapped_column(Integer, default=0)
+    estimated: Mapped[bool] = mapped_column(default=False)
+
+
+class CohortMonth(db.Model):
+    """Customers whose first paid order was in the month `cohort` (first day of it, team calendar)
+    who bought again `month_offset` months later (0: the cohort's size)."""
+
+    __tablename__ = "cohort_months"
+
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)
+    month_offset: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    customers: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,69 @@
+"""Dashboard summaries: sales per day and previous-order day, sales per day by segment, the base per
+status per night, cohort retention by month.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        'sales_days',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('prev_day', sa.Date(), nullable=True),
+        sa.Column('orders', sa.Integer(), nullable=False),
+        sa.Column('revenue', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_days')),
+    )
+    op.create_index('ix_sales_days_day_prev', 'sales_days', ['day', 'prev_day', 'orders', 'revenue'])
+    op.create_table(
+        'segment_sales_days',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('rfm', sa.SmallInteger(), nullable=True),
+        sa.Column('behaviour', sa.String(length=32), nullable=True),
+        sa.Column('orders', sa.Integer(), nullable=False),
+        sa.Column('revenue', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_sales_days')),
+    )
+    op.create_index('ix_segment_sales_days_day', 'segment_sales_days', ['day'])
+    op.create_table(
+        'base_days',
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('customers', sa.Integer(), nullable=False),
+        sa.Column('buyers', sa.Integer(), nullable=False),
+        sa.Column('active', sa.Integer(), nullable=False),
+        sa.Column('lapsing', sa.Integer(), nullable=False),
+        sa.Column('lapsed', sa.Integer(), nullable=False),
+        sa.Column('in_sequence', sa.Integer(), nullable=False),
+        sa.Column('responded', sa.Integer(), nullable=False),
+        sa.Column('inactive', sa.Integer(), nullable=False),
+        sa.Column('estimated', sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint('day', name=op.f('pk_base_days')),
+    )
+    op.create_table(
+        'cohort_months',
+        sa.Column('cohort', sa.Date(), nullable=False),
+        sa.Column('month_offset', sa.SmallInteger(), nullable=False),
+        sa.Column('customers', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('cohort', 'month_offset', name=op.f('pk_cohort_months')),
+    )
+
+
+def downgrade():
+    op.drop_table('cohort_months')
+    op.drop_table('base_days')
+    op.drop_index('ix_segment_sales_days_day', table_name='segment_sales_days')
+    op.drop_table('segment_sales_days')
+    op.drop_index('ix_sales_days_day_prev', table_name='sales_days')
+    op.drop_table('sales_days')
