@@ -1,6 +1,7 @@
 """Page latency at scale, served by gunicorn as in the Procfile, on loopback. Page sets (`--pages`):
-`customers` (the list with a filter, search as you type, a card with 500 orders) and `segments`
-(the lapsing and lapsed queues, a filtered queue, the funnel board, the RFM grid).
+`customers` (the list with a filter, search as you type, a card with 500 orders), `segments`
+(the lapsing and lapsed queues, a filtered queue, the funnel board, the RFM grid) and `dashboard`
+(the page and each panel as htmx loads it, for the last 30 and 365 days).
 
 One user: sequential requests over keep-alive, p50/p95 per page. Sixteen clients: wrk with a Lua
 script (p50/p95/p99, errors). Usage, on a database seeded by `flask demo seed --customers 1000000`:
@@ -38,7 +39,9 @@ local paths = {%s}
 local i = 0
 request = function()
   i = i %% #paths + 1
-  return wrk.format("GET", paths[i], {["Cookie"] = "%s"})
+  local headers = {["Cookie"] = "%s"}
+  if string.find(paths[i], "/panels/", 1, true) then headers["HX-Request"] = "true" end
+  return wrk.format("GET", paths[i], headers)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -130,8 +133,8 @@ def one_user(port: int, cookie: str, paths: list[str], rounds: int) -> dict:
     for i in range(rounds):
         path = paths[i % len(paths)]
         started = time.perf_counter()
-        conn.request("GET", path, headers={"Cookie": cookie, "HX-Request": "true"} if "q=" in path
-                     else {"Cookie": cookie})
+        conn.request("GET", path, headers={"Cookie": cookie, "HX-Request": "true"}
+                     if "q=" in path or "/panels/" in path else {"Cookie": cookie})
         response = conn.getresponse()
         response.read()
         timings.append((time.perf_counter() - started) * 1000)
@@ -160,7 +163,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200, help="sequential requests per page")
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per page")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--pages", choices=["customers", "segments"], default="customers")
+    parser.add_argument("--pages", choices=["customers", "segments", "dashboard"], default="customers")
     args = parser.parse_args()
 
     heavy, words, cities = prepare(args.database_url)
@@ -185,6 +188,14 @@ def main() -> None:
                 "lapsed queue, class + channel": ["/lapsed?lapse=lapsed&behaviour=stopped&channel=email"],
                 "funnel board": ["/funnel"],
                 "RFM grid": ["/segments/rfm"],
+            },
+            # Each panel as the browser asks for it (htmx); the page itself only holds the placeholders.
+            "dashboard": {
+                "dashboard page": ["/dashboard"],
+                **{f"panel {name}, {label}": [f"/dashboard/panels/{name}?{query}"]
+                   for name in ("base", "sales", "reactivation", "rfm", "cohorts", "trends")
+                   for label, query in (("30 days", "period=30"), ("365 days", "period=365"))
+                   if label == "30 days" or name in ("base", "sales", "reactivation")},
             },
         }[args.pages]
         print(f"database: {args.database_url}  gunicorn workers: {args.workers}")

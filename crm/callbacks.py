@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -586,16 +586,34 @@ class Day:
     returned: int = 0
 
 
+def callback_outcomes(start: datetime, end: datetime) -> dict[str, int]:
+    """How many call-backs got each outcome logged within [start, end) (UTC-aware), every outcome
+    listed (0 when none), in the order of OUTCOMES."""
+    counts = dict(db.session.execute(
+        select(CallBack.outcome, func.count()).where(CallBack.done_at >= _utc(start), CallBack.done_at < _utc(end),
+                                                     CallBack.outcome.in_(OUTCOMES))
+        .group_by(CallBack.outcome)).all())
+    return {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a UTC-aware moment is needed")
+    return moment.astimezone(UTC)
+
+
 def history(manager_id: int | None, days: int = 14, today: date | None = None,
-            rules: CallRules | None = None) -> list[Day]:
-    """Calls per team day over the last `days` days (one member's, or the team's with None): made,
-    reached, responded, and how many of those customers ordered within the team's window after."""
+            rules: CallRules | None = None, outcome: str | None = None) -> list[Day]:
+    """Calls per team day over the `days` days up to `today` (one member's, or the team's with None):
+    made, reached, responded, and how many of those customers ordered within the team's window after;
+    only the calls of one outcome when it is given."""
     today = today or clock.team_today()
     rules = rules or settings.load(CallRules)
     first = today - timedelta(days=days - 1)
     start, end = workdays.day_bounds(first)[0], workdays.day_bounds(today)[1]
     query = select(CallBack.customer_id, CallBack.done_at, CallBack.outcome).where(
-        CallBack.done_at >= start, CallBack.done_at < end, CallBack.outcome.in_(OUTCOMES))
+        CallBack.done_at >= start, CallBack.done_at < end,
+        CallBack.outcome == outcome if outcome in OUTCOMES else CallBack.outcome.in_(OUTCOMES))
     if manager_id is not None:
         query = query.where(CallBack.handled_by_id == manager_id)
     calls = db.session.execute(query).all()

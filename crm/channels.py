@@ -100,8 +100,10 @@ def check_urls(channel: str, raw: str) -> str:
 def from_form(messaging: Messaging, typed: dict) -> tuple[Messaging, dict[str, str]]:
     """The settings as the channels form changes them, and every refusal by field (all at once, so
     the owner fixes them in one go). A channel set in the environment is not changed here; an empty
-    field keeps the current URLs unless "remove" is ticked."""
+    field keeps the current URLs unless "remove" is ticked. A message's cost is typed in major units
+    of the team's currency ("0.05"); an empty cost clears it, a cost not posted at all is kept."""
     urls, errors = dict(messaging.urls), {}
+    costs = _costs_from_form(messaging.costs, typed, errors)
     for channel in CHANNELS:
         raw = typed.get(f"urls_{channel}", "")
         if from_environment(channel):
@@ -122,11 +124,32 @@ def from_form(messaging: Messaging, typed: dict) -> tuple[Messaging, dict[str, s
     if errors:
         return messaging, errors
     changed = Messaging(urls={c: u for c, u in urls.items() if u}, fallback=tuple(typed.get("fallback", ())),
-                        weekly_cap=int(cap))
+                        weekly_cap=int(cap), costs=costs)
     try:
         return changed.validate(), {}
     except FieldError as error:
         return messaging, {error.field: error.message}
+
+
+def _costs_from_form(current: dict[str, int], typed: dict, errors: dict[str, str]) -> dict[str, int]:
+    # Imported here: crm.orders leads through crm.responses and crm.enrolment back to this module.
+    from crm.orders import parse_amount
+
+    costs = dict(current)
+    for channel in CHANNELS:
+        raw = typed.get(f"cost_{channel}")
+        if raw is None:
+            continue
+        try:
+            minor = parse_amount(raw, current_app.config["TEAM_CURRENCY"], f"cost_{channel}") if raw.strip() else 0
+        except FieldError as error:
+            errors[error.field] = error.message
+            continue
+        if minor:
+            costs[channel] = minor
+        else:
+            costs.pop(channel, None)
+    return costs
 
 
 # --- sending ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import base64
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
@@ -19,10 +19,21 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
-from crm import clock, orders, rfm
+from crm import clock, orders, rfm, workdays
 from crm.errors import FieldError
 from crm.extensions import db
-from crm.models import Behaviour, Contact, ContactKind, Customer, Gender, SearchTerm, Status, User
+from crm.models import (
+    Behaviour,
+    Contact,
+    ContactKind,
+    Customer,
+    Gender,
+    Order,
+    OrderStatus,
+    SearchTerm,
+    Status,
+    User,
+)
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -53,8 +64,13 @@ class Filters:
     manager: str = ""  # a user id, or "none" for unassigned
     city: str = ""
     tag: str = ""
+    # Day ranges are the team's calendar days, both ends included.
     last_from: date | None = None
     last_to: date | None = None
+    first_from: date | None = None  # the first paid order
+    first_to: date | None = None
+    bought_from: date | None = None  # any paid order
+    bought_to: date | None = None
     rfm: int | None = None  # one cell of crm.rfm.CELLS
     rfm_group: str = ""  # a key of crm.rfm.GROUPS
     behaviour: str = ""
@@ -80,12 +96,6 @@ class Filters:
             except (TypeError, ValueError):
                 return None
 
-        def as_date(raw):
-            try:
-                return date.fromisoformat(raw) if raw else None
-            except (TypeError, ValueError):
-                return None
-
         def in_range(raw, top):
             number = as_int(raw)
             return number if number is not None and 0 <= number <= top else None
@@ -104,8 +114,12 @@ class Filters:
             manager=manager if manager == "none" or as_int(manager) is not None else "",
             city=(args.get("city") or "").strip()[:120],
             tag=(args.get("tag") or "").strip().lower()[:40],
-            last_from=as_date(args.get("last_from")),
-            last_to=as_date(args.get("last_to")),
+            last_from=workdays.parse_day(args.get("last_from")),
+            last_to=workdays.parse_day(args.get("last_to")),
+            first_from=workdays.parse_day(args.get("first_from")),
+            first_to=workdays.parse_day(args.get("first_to")),
+            bought_from=workdays.parse_day(args.get("bought_from")),
+            bought_to=workdays.parse_day(args.get("bought_to")),
             rfm=cell if cell in rfm.CELLS else None,
             rfm_group=one_of(args.get("rfm_group"), rfm.GROUPS),
             behaviour=one_of(args.get("behaviour"), {b.value for b in Behaviour}),
@@ -147,7 +161,8 @@ class Filters:
     @property
     def active(self) -> bool:
         return any((self.q, self.status, self.stage is not None, self.manager, self.city, self.tag, self.last_from,
-                    self.last_to, self.rfm is not None, self.rfm_group, self.behaviour, self.gender,
+                    self.last_to, self.first_from, self.first_to, self.bought_from, self.bought_to,
+                    self.rfm is not None, self.rfm_group, self.behaviour, self.gender,
                     self.age_from is not None, self.age_to is not None, self.spend_from is not None,
                     self.spend_to is not None, self.orders_from is not None, self.orders_to is not None,
                     self.product, self.category, self.ids))
@@ -215,10 +230,6 @@ def _prefix(column, word: str):
     return and_(column >= word, column < word + "\U0010ffff")
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 def _literal(limit: int):
     # A LIMIT sent as a parameter makes SQLite plan for an unknown limit: with a filter and a
     # sort, it then walks the sort index through the whole base when the filter matches few
@@ -264,9 +275,28 @@ def filtered(filters: Filters, walk_sort_index: bool = False) -> Select:
     if filters.tag:
         query = query.where(Customer.id.in_(select(SearchTerm.customer_id).where(SearchTerm.term == "#" + filters.tag)))
     if filters.last_from:
-        query = query.where(Customer.last_order_at >= _day_start(filters.last_from))
+        query = query.where(Customer.last_order_at >= workdays.day_bounds(filters.last_from)[0])
     if filters.last_to:
-        query = query.where(Customer.last_order_at < _day_start(filters.last_to + timedelta(days=1)))
+        query = query.where(Customer.last_order_at < workdays.day_bounds(filters.last_to)[1])
+    if filters.first_from:
+        start = workdays.day_bounds(filters.first_from)[0]
+        # The last order is never before the first: stated, it lets the last-order index read only
+        # the customers who ordered since, instead of checking every customer.
+        query = query.where(Customer.first_order_at >= start, Customer.last_order_at >= start)
+    if filters.first_to:
+        query = query.where(Customer.first_order_at < workdays.day_bounds(filters.first_to)[1])
+    if filters.bought_from or filters.bought_to:
+        bought = [Order.customer_id == Customer.id, Order.status == OrderStatus.PAID]
+        if filters.bought_from:
+            start = workdays.day_bounds(filters.bought_from)[0]
+            bought.append(Order.placed_at >= start)
+            # As above: a paid order since then makes the last one since then too.
+            query = query.where(Customer.last_order_at >= start)
+        if filters.bought_to:
+            bought.append(Order.placed_at < workdays.day_bounds(filters.bought_to)[1])
+        # A range of the (customer_id, placed_at, status, amount) index per customer, read from the
+        # index alone (SELECT * would fetch the order rows too); once per customer however many match.
+        query = query.where(select(Order.id).where(*bought).exists())
     if filters.rfm is not None:
         query = query.where(col(Customer.rfm) == filters.rfm)
     if filters.rfm_group:

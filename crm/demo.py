@@ -29,7 +29,7 @@ from datetime import time as dt_time
 import phonenumbers
 from sqlalchemy import func, insert, select, text
 
-from crm import accounts, callbacks, clock, figures, segments, sequences, workdays
+from crm import accounts, callbacks, clock, figures, segments, sequences, summaries, workdays
 from crm.customers import search_terms_of
 from crm.extensions import db
 from crm.models import (
@@ -350,6 +350,7 @@ def seed(customers: int = 2000, locale: str = "en", seed: int | None = None,
             rebuilding = time.monotonic()
             figures.rebuild()
             segments.rebuild()
+            summaries.build(clock.team_today())
             db.session.commit()
             seed_calls(random.Random(seed))
             seed_sequences(locale)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import sqlite3
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from flask_babel import Babel
@@ -49,20 +46,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
-        # SQLite knows no time zones; the dashboard's summaries need the team's calendar day of an
-        # instant (PostgreSQL: AT TIME ZONE), so SQLite asks Python.
-        dbapi_connection.create_function("local_date", 2, _local_date, deterministic=True)
-
-
-def _local_date(moment: str | None, zone: str) -> str | None:
-    # SQLite hands the stored UTC text ("2026-03-29 01:30:00.000000"); minutes matter (UTC+5:30),
-    # and orders share minutes often enough for a cache to pay.
-    return None if moment is None else _local_date_of_minute(moment[:16], zone)
-
-
-@functools.lru_cache(maxsize=1 << 18)
-def _local_date_of_minute(minute: str, zone: str) -> str:
-    return datetime.fromisoformat(minute).replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def upsert_insert(target):

@@ -34,7 +34,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import selectinload
 
-from crm import contacts, customers, figures, orders, responses, segments
+from crm import clock, contacts, customers, figures, orders, responses, segments, summaries
 from crm.errors import FieldError
 from crm.extensions import db, upsert_insert
 from crm.models import (
@@ -960,6 +960,7 @@ class _Orders(_Rows):
             figures.rebuild()
             with segments.exclusive(wait=segments.LOCK_SECONDS):
                 segments.rebuild()
+                summaries.build(clock.team_today())
         else:
             for cid in sorted(self.touched):
                 segments.refresh(figures.refresh(cid))

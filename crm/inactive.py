@@ -8,13 +8,13 @@ active, with a note), or erase (personal data removed on request, anonymous orde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
-from crm import clock, customers, enrolment, figures, segments
+from crm import clock, customers, enrolment, figures, segments, workdays
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import (
@@ -122,11 +122,22 @@ def every_consent_withdrawn(customer: Customer) -> bool:
 class Filters:
     how: str = ""
     q: str = ""
+    since_from: date | None = None  # moved to the list on these team days, both included
+    since_to: date | None = None
 
     @classmethod
     def from_args(cls, args) -> Filters:
+        """Read filters from query-string arguments, ignoring values that make no sense."""
         how = args.get("how", "")
-        return cls(how=how if how in HOW else "", q=(args.get("q") or "").strip()[:100])
+        return cls(how=how if how in HOW else "", q=(args.get("q") or "").strip()[:100],
+                   since_from=workdays.parse_day(args.get("since_from")),
+                   since_to=workdays.parse_day(args.get("since_to")))
+
+    def to_args(self) -> dict[str, str]:
+        """Return the filters in use as URL arguments."""
+        values = {"how": self.how, "q": self.q, "since_from": self.since_from and self.since_from.isoformat(),
+                  "since_to": self.since_to and self.since_to.isoformat()}
+        return {key: value for key, value in values.items() if value}
 
 
 def _query(filters: Filters):
@@ -135,6 +146,11 @@ def _query(filters: Filters):
         query = query.where(Customer.sort_name.startswith(filters.q.lower(), autoescape=True))
     if filters.how:
         query = query.where(Customer.inactive_how == filters.how)
+    # With the status, a range of the (status, inactive_since, id) index.
+    if filters.since_from:
+        query = query.where(Customer.inactive_since >= workdays.day_bounds(filters.since_from)[0])
+    if filters.since_to:
+        query = query.where(Customer.inactive_since < workdays.day_bounds(filters.since_to)[1])
     return query
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import func, select
 
 from crm import periods, rfm, summaries
 from crm.extensions import db
-from crm.models import BaseDay, Behaviour, CohortMonth, RfmCell, SalesDay, SegmentSalesDay
+from crm.models import BaseDay, Behaviour, CohortMonth, SegmentSalesDay
 from crm.periods import Period
+from crm.summaries import Totals
 
 
 @dataclass(frozen=True)
@@ -84,42 +85,8 @@ def base(period: Period) -> Base:
 
 # --- sales ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Totals:
-    orders: int = 0
-    revenue: int = 0
-    new: int = 0  # customers whose first order is in the period
-    buyers: int = 0  # distinct customers with an order in the period
-
-    @property
-    def average_check(self) -> float | None:
-        return _ratio(self.revenue, self.orders)
-
-    @property
-    def repeat_share(self) -> float | None:
-        """Share of the orders that were not the customer's first."""
-        return _ratio(self.orders - self.new, self.orders)
-
-    @property
-    def frequency(self) -> float | None:
-        """Orders per buyer in the period."""
-        return _ratio(self.orders, self.buyers)
-
-    @property
-    def returning(self) -> int:
-        return self.buyers - self.new
-
-
 def _sales_totals(period: Period) -> Totals:
-    # A buyer counts once: by their first order in the period, the one whose previous order is
-    # before the period (or that is their first ever).
-    first_here = (SalesDay.prev_day.is_(None)) | (SalesDay.prev_day < period.start)
-    row = db.session.execute(select(
-        func.coalesce(func.sum(SalesDay.orders), 0), func.coalesce(func.sum(SalesDay.revenue), 0),
-        func.coalesce(func.sum(case((SalesDay.prev_day.is_(None), SalesDay.orders), else_=0)), 0),
-        func.coalesce(func.sum(case((first_here, SalesDay.orders), else_=0)), 0),
-    ).where(SalesDay.day >= period.start, SalesDay.day <= period.end)).one()
-    return Totals(*(int(value) for value in row))
+    return summaries.totals(period.start, period.end)
 
 
 @dataclass(frozen=True)
@@ -172,27 +139,6 @@ def sales(period: Period) -> Sales:
                  _group_rows(classes, classes_before), state.get("ltv_width", 0), state.get("ltv", []))
 
 
-# --- the RFM grid ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Cell:
-    rfm: int
-    customers: int
-    revenue: int
-    share: float  # of the customers in the grid; colours the heat map
-
-
-def rfm_grid() -> list[Cell]:
-    """The 27 cells, best first (as crm.rfm.CELLS), with the counts of the last rebuild."""
-    found = {cell.rfm: (cell.customers, cell.revenue) for cell in db.session.scalars(select(RfmCell))}
-    total = sum(customers for customers, _ in found.values())
-    cells = []
-    for key in rfm.CELLS:
-        customers, revenue = found.get(key, (0, 0))
-        cells.append(Cell(key, customers, revenue, _ratio(customers, total) or 0.0))
-    return cells
-
-
 # --- cohorts -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -235,23 +181,14 @@ class Month:
 
 def trends(today: date, count: int = 12) -> list[Month]:
     months = periods.month_starts(today, count)
-    month_start = summaries.month_start_sql("day")
-    rows = {}
-    for first, orders, revenue, new, returning in db.session.execute(text(f"""
-            SELECT {month_start} AS m, SUM(orders), SUM(revenue),
-                   SUM(CASE WHEN prev_day IS NULL THEN orders ELSE 0 END),
-                   SUM(CASE WHEN prev_day < {month_start} THEN orders ELSE 0 END)
-            FROM sales_days WHERE day >= :start AND day <= :end
-            GROUP BY {month_start}"""), {"start": months[0], "end": today}):  # noqa: S608
-        rows[first if isinstance(first, date) else date.fromisoformat(first)] = (orders, revenue, new, returning)
     nights = list(db.session.scalars(select(BaseDay).where(BaseDay.day <= today).where(
         BaseDay.day >= months[0] - timedelta(days=31)).order_by(BaseDay.day)))
     result = []
     for first in months:
         last = min(periods.month_end(first), today)
+        sold = summaries.totals(first, last)
         night = next((row for row in reversed(nights) if row.day <= last), None)
-        orders, revenue, new, returning = (int(value or 0) for value in rows.get(first, (0, 0, 0, 0)))
-        result.append(Month(first, orders, revenue, new, returning,
+        result.append(Month(first, sold.orders, sold.revenue, sold.new, sold.returning,
                             _ratio(night.lapsed, night.customers) if night else None,
                             bool(night and night.estimated)))
     return result

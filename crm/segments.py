@@ -25,7 +25,7 @@ from flask import g
 from redis.exceptions import LockError
 from sqlalchemy import func, select, text
 
-from crm import clock, customers, figures, settings, summaries
+from crm import clock, customers, figures, settings
 from crm.extensions import db, redis
 from crm.models import Behaviour, Customer, Kind, Lapse, RfmCell, Stage, Status, TeamSetting
 from crm.settings import Segmentation
@@ -454,9 +454,7 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
         session.execute(text("DROP TABLE seg_next"))
         return counts
 
-    lapse_counts = step("summary", 90, summary)
-    # The dashboard's summaries read the segments and statuses just written.
-    step("dashboard", 95, lambda: summaries.build(today))
+    lapse_counts = step("summary", 95, summary)
     report.seconds = round(time.monotonic() - started, 2)
     report.steps = steps
     row = session.get(TeamSetting, REBUILD_KEY) or TeamSetting(key=REBUILD_KEY)

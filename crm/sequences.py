@@ -5,11 +5,10 @@ revenue, inactive, and the lift over the holdout group)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Interval, and_, case, func, null, or_, select
 
 from crm import message_templates
 from crm.errors import FieldError
@@ -237,6 +236,12 @@ class StepFigures:
     uncertain: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     clicked: int = 0
+    # Messages that went out or were tried (sent, failed, uncertain) by the channel used: what they cost.
+    attempted_by_channel: dict[str, int] = field(default_factory=dict)
+    # Enrolments whose last message delivered before they ended was this step's.
+    responded: int = 0
+    returned: int = 0
+    returned_revenue: int = 0
 
 
 @dataclass
@@ -251,6 +256,8 @@ class Figures:
     returned_revenue: int = 0
     held_returned: int = 0
     steps: list[StepFigures] = field(default_factory=list)
+    # Who answered or came back before any message had reached them (position 0).
+    before_first: StepFigures = field(default_factory=lambda: StepFigures(0))
 
     @property
     def return_rate(self) -> float | None:
@@ -268,36 +275,52 @@ class Figures:
         return (self.return_rate - self.held_return_rate) * 100
 
 
+ATTEMPTED = (MessageState.SENT, MessageState.FAILED, MessageState.UNCERTAIN)
+
+
 def figures(sequence: Sequence) -> Figures:
-    result = Figures()
-    states = dict(db.session.execute(select(Enrolment.state, func.count()).where(
-        Enrolment.sequence_id == sequence.id).group_by(Enrolment.state)).all())
-    result.held_out = states.get(EnrolmentState.HOLDOUT, 0)
-    result.running = states.get(EnrolmentState.ACTIVE, 0)
-    result.responded = states.get(EnrolmentState.RESPONDED, 0)
-    result.inactive = states.get(EnrolmentState.INACTIVE, 0)
-    result.stopped = states.get(EnrolmentState.STOPPED, 0)
-    result.enrolled = sum(states.values()) - result.held_out
-    # Returned: a paid order within return_days of enrolment (first one counts the revenue of all in the window).
-    window = timedelta(days=sequence.return_days)
-    orders = (select(Enrolment.state, Enrolment.customer_id, func.sum(Order.amount).label("revenue"))
-              .join(Order, and_(Order.customer_id == Enrolment.customer_id, Order.status == OrderStatus.PAID,
-                                Order.placed_at >= Enrolment.enrolled_at))
-              .where(Enrolment.sequence_id == sequence.id)
-              .group_by(Enrolment.id, Enrolment.state, Enrolment.customer_id, Enrolment.enrolled_at))
-    for state, _customer, revenue in db.session.execute(_within(orders, window)).all():
-        if state is EnrolmentState.HOLDOUT:
-            result.held_returned += 1
+    """The figures of one sequence (its page); see `figures_of`."""
+    return figures_of([sequence])[sequence.id]
+
+
+def figures_of(chosen: list[Sequence]) -> dict[int, Figures]:
+    """The figures of these sequences by id, in two queries however many sequences, enrolments or
+    messages there are."""
+    results = {sequence.id: Figures(steps=[StepFigures(position) for position in range(1, sequence.length + 1)])
+               for sequence in chosen}
+    if not results:
+        return results
+    steps = {ident: {step.position: step for step in result.steps} for ident, result in results.items()}
+    for row in enrolment_outcomes(Enrolment.sequence_id.in_(list(results)), by_step=True):
+        result, count, revenue = results[row.sequence_id], row.count, int(row.revenue or 0)
+        holdout = row.state is EnrolmentState.HOLDOUT
+        if holdout:
+            result.held_out += count
         else:
-            result.returned += 1
-            result.returned_revenue += int(revenue or 0)
-    per_step = db.session.execute(select(Message.step, Message.state, Message.reason, func.count(),
-                                         func.sum(case((Message.clicked_at.is_not(None), 1), else_=0)))
-                                  .where(Message.sequence_id == sequence.id)
-                                  .group_by(Message.step, Message.state, Message.reason)).all()
-    steps = {position: StepFigures(position) for position in range(1, sequence.length + 1)}
-    for position, state, reason, count, clicked in per_step:
-        step = steps.setdefault(position, StepFigures(position))
+            result.enrolled += count
+            name = {EnrolmentState.ACTIVE: "running", EnrolmentState.RESPONDED: "responded",
+                    EnrolmentState.INACTIVE: "inactive", EnrolmentState.STOPPED: "stopped"}[row.state]
+            setattr(result, name, getattr(result, name) + count)
+        if row.returned and holdout:
+            result.held_returned += count
+        elif row.returned:
+            result.returned += count
+            result.returned_revenue += revenue
+        if holdout or not (row.returned or row.state is EnrolmentState.RESPONDED):
+            continue
+        step = (result.before_first if not row.step else
+                steps[row.sequence_id].setdefault(row.step, StepFigures(row.step)))
+        step.responded += count if row.state is EnrolmentState.RESPONDED else 0
+        if row.returned:
+            step.returned += count
+            step.returned_revenue += revenue
+    per_step = db.session.execute(
+        select(Message.sequence_id, Message.step, Message.state, Message.reason, Message.channel, func.count(),
+               func.sum(case((Message.clicked_at.is_not(None), 1), else_=0)))
+        .where(Message.sequence_id.in_(list(results)))
+        .group_by(Message.sequence_id, Message.step, Message.state, Message.reason, Message.channel)).all()
+    for sequence_id, position, state, reason, channel, count, clicked in per_step:
+        step = steps[sequence_id].setdefault(position, StepFigures(position))
         step.clicked += int(clicked or 0)
         if state is MessageState.SKIPPED:
             step.skipped[reason or "other"] = step.skipped.get(reason or "other", 0) + count
@@ -305,13 +328,51 @@ def figures(sequence: Sequence) -> Figures:
             step.queued += count
         else:
             setattr(step, state.value, getattr(step, state.value) + count)
-    result.steps = [steps[k] for k in sorted(steps)]
-    return result
+        if state in ATTEMPTED:
+            key = channel or "other"
+            step.attempted_by_channel[key] = step.attempted_by_channel.get(key, 0) + count
+    for ident, result in results.items():
+        result.steps = [steps[ident][k] for k in sorted(steps[ident])]
+    return results
 
 
-def _within(query, window: timedelta):
-    """Keep orders placed within the window after enrolment (date arithmetic differs per database)."""
+def enrolment_outcomes(*conditions, by_step: bool = False) -> list:
+    """Enrolments (those meeting the conditions) counted by sequence, state, whether they came back
+    (a paid order within the sequence's return_days of enrolment) and, with `by_step`, the step to
+    credit: the last one whose message was delivered before the enrolment ended, for those who
+    answered or came back (None when no message had reached them). Rows of (sequence_id, state,
+    returned, step, count, revenue), in one query however many enrolments."""
+    revenue = select(func.sum(Order.amount)).where(
+        Order.customer_id == Enrolment.customer_id, Order.status == OrderStatus.PAID,
+        Order.placed_at >= Enrolment.enrolled_at, _before_return_deadline()).scalar_subquery()
+    # Materialized: a subquery flattened into the grouping would run each correlated lookup once per
+    # place it is named (returned, revenue, the grouping), not once per enrolment.
+    each = (select(Enrolment.id, Enrolment.sequence_id, Enrolment.state, Enrolment.ended_at, revenue.label("revenue"))
+            .join(Sequence, Sequence.id == Enrolment.sequence_id).where(*conditions)
+            .cte("each_enrolment").prefix_with("MATERIALIZED"))
+    returned = each.c.revenue.is_not(None)
+    if by_step:
+        # Not Enrolment.sent: it counts messages, not positions (a skipped step leaves a gap), and a
+        # message on the wire when the customer answered is counted after the enrolment ended.
+        last = select(func.max(Message.step)).where(
+            Message.enrolment_id == each.c.id, Message.state == MessageState.SENT,
+            or_(each.c.ended_at.is_(None), func.coalesce(Message.sent_at, Message.queued_at) <= each.c.ended_at)
+        ).scalar_subquery()
+        step = case((and_(each.c.state != EnrolmentState.HOLDOUT,
+                          or_(each.c.state == EnrolmentState.RESPONDED, returned)), last))
+    else:
+        step = null()
+    tagged = (select(each.c.sequence_id, each.c.state, returned.label("returned"), step.label("step"),
+                     each.c.revenue).cte("tagged_enrolment").prefix_with("MATERIALIZED"))
+    return db.session.execute(
+        select(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step, func.count().label("count"),
+               func.sum(tagged.c.revenue).label("revenue"))
+        .group_by(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step)).all()
+
+
+def _before_return_deadline():
+    """Orders placed within the sequence's return_days after enrolment (date arithmetic differs per database)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return query.where(Order.placed_at < Enrolment.enrolled_at + window)
-    seconds = int(window.total_seconds())
-    return query.where(func.julianday(Order.placed_at) < func.julianday(Enrolment.enrolled_at) + seconds / 86400)
+        return Order.placed_at < Enrolment.enrolled_at + func.make_interval(0, 0, 0, Sequence.return_days,
+                                                                             type_=Interval)
+    return func.julianday(Order.placed_at) < func.julianday(Enrolment.enrolled_at) + Sequence.return_days

@@ -128,16 +128,19 @@ class CallRules:
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp")
 MAX_URLS_LENGTH = 4000
+MAX_MESSAGE_COST = 100_000  # minor units: 1,000.00 a message is a typo, not a price
 
 
 @dataclass(frozen=True)
 class Messaging:
     """How sequences reach customers: Apprise URLs per channel (recipient left as a placeholder),
-    the order channels are tried in, and how many messages one customer may get in a week."""
+    the order channels are tried in, how many messages one customer may get in a week, and what a
+    message costs on each channel (for the campaign report)."""
 
     urls: dict[str, str] = field(default_factory=dict)  # channel -> Apprise URLs, one per line
     fallback: tuple[str, ...] = CHANNELS
     weekly_cap: int = 3
+    costs: dict[str, int] = field(default_factory=dict)  # channel -> minor units a message; 0 or missing: not entered
 
     def validate(self) -> Messaging:
         for channel, value in self.urls.items():
@@ -149,6 +152,13 @@ class Messaging:
             raise FieldError("fallback", _l("Put every channel in the order once."))
         if not 1 <= self.weekly_cap <= 50:
             raise FieldError("weekly_cap", _l("Enter a number of messages from 1 to %(max)s.", max=50))
+        for channel, cost in self.costs.items():
+            if channel not in CHANNELS:
+                raise FieldError("costs", _l("Unknown channel."))
+            if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
+                raise FieldError(f"cost_{channel}", _l("Enter an amount of zero or more."))
+            if cost > MAX_MESSAGE_COST:
+                raise FieldError(f"cost_{channel}", _l("Enter a smaller amount."))
         return self
 
 

@@ -57,6 +57,20 @@ def day_of(moment: datetime) -> date:
     return moment.astimezone(zone()).date()
 
 
+# A day in the calendar's first or last year is never meant, and its bounds, or a year counted
+# from it, would overflow datetime: a 500 instead of an ignored argument.
+_FIRST_DAY, _LAST_DAY = date(date.min.year + 1, 1, 1), date(date.max.year - 1, 12, 31)
+
+
+def parse_day(raw) -> date | None:
+    """A day typed as YYYY-MM-DD (what a date input sends), or None when it is not a usable one."""
+    try:
+        day = date.fromisoformat(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
+    return day if day is not None and _FIRST_DAY <= day <= _LAST_DAY else None
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The team's day `day` as a half-open UTC range [midnight, next midnight)."""
     start = datetime.combine(day, time(), tzinfo=zone())

@@ -15,6 +15,8 @@ OWNER_ONLY_ENDPOINTS = {"customers.export", "callbacks.reassign", "inactive.expo
 # Sequences: anyone sees them and enrols; only owners create, edit (and preview in the editor) and pause.
 OWNER_ONLY_ENDPOINTS |= {"sequences.create", "sequences.edit", "sequences.save", "sequences.pause",
                          "sequences.preview", "sequences.preview_customers", "sequences.review"}
+# Reports: anyone reads them; the CSV exports are the owner's.
+OWNER_ONLY_ENDPOINTS |= {"reports.campaigns_csv"}
 
 
 def _routes(app):

@@ -3,7 +3,8 @@ refusals shown on the row, undo, reassigning, scheduling from a card, history, a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -11,8 +12,8 @@ from sqlalchemy import func, select
 from crm import clock, workdays
 from crm.extensions import db
 from crm.models import CallBack, CallReason, Customer, Interaction, Kind, Role, Status
-from tests.conftest import make_user, page_token, reload
-from tests.factories import customer, lapsed_call
+from tests.conftest import make_user, page_token, reload, sign_in
+from tests.factories import customer, lapsed_call, utc
 
 
 @pytest.fixture
@@ -187,6 +188,91 @@ def test_history_shows_calls_per_day_as_a_chart_with_a_table(manager_client, cal
     assert "<svg" in partial and "<table" in partial and "<html" not in partial
     page = manager_client.get("/callbacks/history?days=30").get_data(as_text=True)
     assert "Call history" in page and "last 30 days" in page
+
+
+@pytest.fixture
+def far_east_calls(make_app):
+    """A team in Vladivostok (UTC+10: 14:00 UTC is its midnight) with calls logged either side of its
+    midnights at the ends of January and February; signed-in clients for its owner and manager."""
+    app = make_app(TEAM_TIMEZONE="Asia/Vladivostok")
+    with app.app_context():
+        db.create_all()
+    owner = make_user(app, "owner@example.com", Role.OWNER, "Olga Owner")
+    manager = make_user(app, "manager@example.com", Role.MANAGER, "Maxim Manager")
+    with app.app_context():
+        for name, outcome, done_at, holder in (
+                ("Jan Last", "responded", utc(2026, 1, 31, 13, 59), manager),  # 31 January 23:59 there
+                ("Feb First", "responded", utc(2026, 1, 31, 14), manager),  # 1 February 00:00
+                ("Feb Tenth", "responded", utc(2026, 2, 10, 3), owner),
+                ("Feb Last", "no_answer", utc(2026, 2, 28, 13, 30), manager),  # 28 February 23:30
+                ("Mar First", "not_interested", utc(2026, 2, 28, 14, 30), manager),  # 1 March 00:30
+                ("Moved Away", "inactive", utc(2026, 2, 12, 3), manager)):  # closed by the move, not a call
+            db.session.add(CallBack(customer_id=customer(name).id, manager_id=holder.id, reason=CallReason.LAPSED,
+                                    due_at=done_at, done_at=done_at, outcome=outcome, handled_by_id=holder.id))
+        db.session.commit()
+    clients = {}
+    for user in (owner, manager):
+        clients[user.role] = app.test_client()
+        assert sign_in(clients[user.role], user.email).status_code == 302
+    yield clients
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _totals(html: str) -> list[int]:
+    """The history table's totals: calls, reached, responded, ordered after."""
+    footer = html[html.index("<tfoot>"):html.index("</tfoot>")]
+    return [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', footer)]
+
+
+def test_history_shows_the_calls_logged_on_chosen_team_days_and_of_one_outcome(far_east_calls):
+    owner = far_east_calls[Role.OWNER]
+    february = "called_from=2026-02-01&called_to=2026-02-28"
+    html = owner.get(f"/callbacks/history?view=team&{february}").text
+    assert _totals(html) == [3, 2, 2, 0]
+    assert "Feb 1, 2026 – Feb 28, 2026" in html
+    assert ">Feb 1, 2026</th>" in html and ">Feb 28, 2026</th>" in html
+    assert ">Jan 31, 2026</th>" not in html and ">Mar 1, 2026</th>" not in html
+    assert 'name="called_from" value="2026-02-01"' in html and 'name="called_to" value="2026-02-28"' in html
+    html = owner.get(f"/callbacks/history?view=team&outcome=responded&{february}").text
+    assert _totals(html) == [2, 2, 2, 0] and "Reached, responded" in html
+    assert '<option value="responded" selected>' in html
+    # The quick periods keep the outcome and whose calls.
+    assert 'href="/callbacks/history?days=30&amp;outcome=responded&amp;view=team"' in html
+    assert _totals(owner.get(f"/callbacks/history?view=team&outcome=no_answer&{february}").text) == [1, 0, 0, 0]
+    assert _totals(owner.get("/callbacks/history?view=team&called_from=2026-03-01&called_to=2026-03-01").text) \
+        == [1, 1, 0, 0]
+    # htmx gets the chart alone, with the same figures.
+    partial = owner.get(f"/callbacks/history?view=team&{february}", headers={"HX-Request": "true"}).text
+    assert "<html" not in partial and _totals(partial) == [3, 2, 2, 0]
+    # A manager sees their own calls only.
+    assert _totals(far_east_calls[Role.MANAGER].get(f"/callbacks/history?{february}").text) == [2, 1, 1, 0]
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("outcome=bogus", ("2026-02-20", "2026-03-05")),  # the last 14 days
+    ("outcome=inactive", ("2026-02-20", "2026-03-05")),
+    ("called_from=2026-02-30", ("2026-02-20", "2026-03-05")),
+    ("called_to=x", ("2026-02-20", "2026-03-05")),
+    ("called_to=9999-12-31", ("2026-02-20", "2026-03-05")),
+    ("called_from=0001-01-01&called_to=0001-01-05", ("2026-02-20", "2026-03-05")),
+    ("days=-1", ("2026-02-20", "2026-03-05")),
+    ("called_from=2026-03-01", ("2026-03-01", "2026-03-05")),  # up to today
+    ("called_to=2026-02-28", ("2026-02-15", "2026-02-28")),  # two weeks up to that day
+    ("days=90&called_from=2026-02-01&called_to=2026-02-02", ("2026-02-01", "2026-02-02")),  # dates win
+    ("called_from=2000-01-01&called_to=2026-02-28", ("2025-02-28", "2026-02-28")),  # at most 366 days
+    ("called_from=2026-03-01&called_to=2026-02-01", ("2026-03-01", "2026-02-01")),  # nothing between
+])
+def test_nonsense_history_arguments_are_ignored_not_500(far_east_calls, monkeypatch, query, shown):
+    monkeypatch.setattr(clock, "team_today", lambda: date(2026, 3, 5))
+    response = far_east_calls[Role.OWNER].get(f"/callbacks/history?view=team&{query}")
+    assert response.status_code == 200
+    html = response.text
+    assert f'name="called_from" value="{shown[0]}"' in html and f'name="called_to" value="{shown[1]}"' in html
+    if shown[0] > shown[1]:
+        assert "No calls logged in this period yet." in html
+    if query.startswith("called_from=2000"):
+        assert html.count('<th scope="row">', html.index("<tbody>")) == 366 + 1  # a row a day, and the total
 
 
 def test_the_owner_sets_the_call_rules_and_bad_values_are_refused_on_the_field(app, owner_client):

@@ -1,18 +1,24 @@
 """The segment filters of the customers list: RFM cell and group, behaviour class, gender, age band,
-spend and order ranges, products and categories among the favourites; on SQLite and PostgreSQL."""
+spend and order ranges, products and categories among the favourites; the first-order and bought-on
+day ranges in the team's calendar; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from crm import clock, customer_list
+from crm import clock, customer_list, saved_segments
 from crm.extensions import db
-from crm.models import Behaviour, Customer
+from crm.models import Behaviour, Customer, Role, Segment
+from tests import servers
+from tests.conftest import make_user, page_token, sign_in
 from tests.factories import customer, order, utc
+from tests.test_query_plans import _captured, _check_sqlite
 
 TODAY = date(2026, 3, 1)
 
@@ -174,3 +180,211 @@ def test_a_big_rfm_group_walks_the_last_order_index_and_finds_the_same_rows(app,
         # A spend range sorted by LTV reads the LTV index itself.
         assert not customer_list._frequent_filter(customer_list.Filters(spend_from=Decimal(1), sort="ltv"))
         assert customer_list._frequent_filter(customer_list.Filters(spend_from=Decimal(1)))
+
+
+# --- first order and bought on: the team's calendar days ------------------------------------------
+# Vladivostok is UTC+10 all year: 23:30 UTC on 31 January is already 1 February there, and
+# 14:00 UTC is the team's midnight.
+
+FAR_EAST = "Asia/Vladivostok"
+
+
+def _make_dated_base():
+    """Customers whose orders fall either side of the team's midnights at the end of a month."""
+    anna = customer("Anna Ivanova")
+    order(anna, utc(2025, 12, 10, 10), "10")
+    order(anna, utc(2026, 2, 5, 3), "10")  # two orders in February: listed once
+    order(anna, utc(2026, 2, 20, 3), "10")
+    boris = customer("Boris Petrov")
+    order(boris, utc(2026, 1, 31, 23, 30), "10")  # 1 February 09:30 for the team (31 January in UTC)
+    clara = customer("Clara Smirnova")
+    order(clara, utc(2026, 1, 31, 13, 59), "10")  # 31 January 23:59 for the team
+    dmitry = customer("Dmitry Orlov")
+    order(dmitry, utc(2025, 11, 1, 3), "10")
+    order(dmitry, utc(2026, 2, 10, 3), "10", status="refunded")  # neither counts as bought
+    order(dmitry, utc(2026, 2, 11, 3), "10", status="cancelled")
+    elena = customer("Elena Sokolova")
+    order(elena, utc(2025, 10, 1, 3), "10")
+    order(elena, utc(2026, 2, 28, 14, 30), "10")  # 1 March 00:30 for the team (28 February in UTC)
+    fedor = customer("Fedor Kuznetsov")
+    order(fedor, utc(2026, 2, 28, 13, 30), "10")  # 28 February 23:30 for the team
+    lida = customer("Lida Popova")
+    order(lida, utc(2026, 1, 31, 14), "10")  # the team's midnight: 1 February 00:00
+    customer("Galina Volkova")  # no orders
+    db.session.commit()
+
+
+@pytest.fixture
+def far_east(make_app):
+    """An app whose team works in Vladivostok, with the dated customers in its database."""
+    app = make_app(TEAM_TIMEZONE=FAR_EAST)
+    with app.app_context():
+        db.create_all()
+        _make_dated_base()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def far_east_client(far_east):
+    owner = make_user(far_east, "owner@example.com", Role.OWNER, "Olga Owner")
+    client = far_east.test_client()
+    assert sign_in(client, owner.email).status_code == 302
+    return client
+
+
+FEBRUARY = {"bought_from": "2026-02-01", "bought_to": "2026-02-28"}
+DATED_CASES = [
+    ({"first_from": "2026-02-01", "first_to": "2026-02-28"}, ["Boris Petrov", "Fedor Kuznetsov", "Lida Popova"]),
+    ({"first_from": "2026-02-01"}, ["Boris Petrov", "Fedor Kuznetsov", "Lida Popova"]),
+    ({"first_from": "2026-01-31", "first_to": "2026-01-31"}, ["Clara Smirnova"]),
+    ({"first_to": "2026-01-31"}, ["Anna Ivanova", "Clara Smirnova", "Dmitry Orlov", "Elena Sokolova"]),
+    ({"first_from": "2026-03-01"}, []),
+    (FEBRUARY, ["Anna Ivanova", "Boris Petrov", "Fedor Kuznetsov", "Lida Popova"]),
+    ({"bought_from": "2026-03-01", "bought_to": "2026-03-31"}, ["Elena Sokolova"]),
+    ({"bought_from": "2026-02-28", "bought_to": "2026-02-28"}, ["Fedor Kuznetsov"]),
+    ({"bought_to": "2026-01-31"}, ["Anna Ivanova", "Clara Smirnova", "Dmitry Orlov", "Elena Sokolova"]),
+    ({"bought_from": "2026-02-10", "bought_to": "2026-02-11"}, []),  # only a refund and a cancellation
+    ({"bought_from": "2026-02-06", "bought_to": "2026-02-19"}, []),  # between Anna's two orders
+    # New buyers of February: bought then, and bought for the first time then.
+    ({**FEBRUARY, "first_from": "2026-02-01"}, ["Boris Petrov", "Fedor Kuznetsov", "Lida Popova"]),
+    ({**FEBRUARY, "first_to": "2026-01-31"}, ["Anna Ivanova"]),
+    # The last order's days are the team's too.
+    ({"last_to": "2026-01-31"}, ["Clara Smirnova", "Dmitry Orlov"]),
+    ({"last_from": "2026-03-01"}, ["Elena Sokolova"]),
+]
+
+
+@pytest.mark.parametrize("args, expected", DATED_CASES)
+def test_order_day_filters_use_the_teams_calendar(far_east, args, expected):
+    with far_east.app_context():
+        assert _matching(args) == expected
+        assert customer_list.count(customer_list.Filters.from_args(MultiDict(args))) == (len(expected), False)
+
+
+@pytest.mark.postgres
+def test_order_day_filters_pick_the_same_customers_on_postgresql(make_app, postgres_admin_url):
+    url = servers.create_database(postgres_admin_url, f"crm_{uuid.uuid4().hex[:10]}")
+    app = make_app(SQLALCHEMY_DATABASE_URI=url.replace("postgresql://", "postgresql+psycopg://"),
+                   TEAM_TIMEZONE=FAR_EAST)
+    with app.app_context():
+        db.create_all()
+        _make_dated_base()
+        for args, expected in DATED_CASES:
+            assert _matching(args) == expected, args
+            assert customer_list.count(customer_list.Filters.from_args(MultiDict(args)))[0] == len(expected), args
+        db.engine.dispose()
+
+
+def test_a_team_west_of_utc_counts_an_evening_order_on_its_own_day(make_app):
+    """In Los Angeles 03:30 UTC on 1 March is still 28 February; after the clocks go forward on
+    8 March, the team's midnight is 07:00 UTC, not 08:00."""
+    app = make_app(TEAM_TIMEZONE="America/Los_Angeles")
+    with app.app_context():
+        db.create_all()
+        olga = customer("Olga Evening")
+        order(olga, utc(2026, 3, 1, 3, 30), "10")
+        pavel = customer("Pavel Late")
+        order(pavel, utc(2025, 5, 1), "10")
+        order(pavel, utc(2026, 3, 9, 6, 30), "10")  # 8 March 23:30 PDT
+        rita = customer("Rita Early")
+        order(rita, utc(2026, 3, 9, 7, 30), "10")  # 9 March 00:30 PDT
+        db.session.commit()
+        assert _matching({"first_from": "2026-02-01", "first_to": "2026-02-28"}) == ["Olga Evening"]
+        assert _matching({"bought_from": "2026-03-01", "bought_to": "2026-03-08"}) == ["Pavel Late"]
+        assert _matching({"bought_from": "2026-03-09", "bought_to": "2026-03-09"}) == ["Rita Early"]
+        assert _matching({"first_from": "2026-03-09"}) == ["Rita Early"]
+        db.engine.dispose()
+
+
+def test_a_customer_with_several_orders_in_the_range_is_one_row_on_every_page(far_east):
+    with far_east.app_context():
+        filters = customer_list.Filters.from_args(MultiDict(FEBRUARY))
+        first = customer_list.page(filters, size=2)
+        second = customer_list.page(filters, first.next_cursor, size=2)
+        assert second.next_cursor is None
+        names = [c.name for c in first.customers + second.customers]
+        # Newest last order first: Fedor's 28 February, Anna's 20 February, Boris and Lida on 1 February.
+        assert names == ["Fedor Kuznetsov", "Anna Ivanova", "Boris Petrov", "Lida Popova"]
+        by_name = customer_list.page(customer_list.Filters.from_args(MultiDict({**FEBRUARY, "sort": "name",
+                                                                                 "dir": "asc"})), size=3)
+        assert [c.name for c in by_name.customers] == ["Anna Ivanova", "Boris Petrov", "Fedor Kuznetsov"]
+
+
+def test_order_day_filters_round_trip_through_the_url(app):
+    args = {"first_from": "2026-02-01", "first_to": "2026-02-28", "bought_from": "2026-01-31",
+            "bought_to": "2026-03-01"}
+    with app.test_request_context():
+        filters = customer_list.Filters.from_args(MultiDict(args))
+        assert filters.first_from == date(2026, 2, 1) and filters.bought_to == date(2026, 3, 1)
+        assert filters.active
+        assert filters.to_args() == args
+        assert customer_list.Filters.from_args(MultiDict(filters.to_args())) == filters
+
+
+def test_the_list_page_shows_the_order_day_filters_and_counts_them(far_east_client):
+    html = far_east_client.get("/customers?first_from=2026-02-01&bought_from=2026-02-01&bought_to=2026-02-28"
+                               ).get_data(as_text=True)
+    assert '<details class="more-filters" open>' in html
+    assert 'name="first_from" value="2026-02-01"' in html and 'name="first_to" value=""' in html
+    assert 'name="bought_from" value="2026-02-01"' in html and 'name="bought_to" value="2026-02-28"' in html
+    assert "First order from" in html and "Bought between" in html
+    for name in ("Boris Petrov", "Fedor Kuznetsov", "Lida Popova"):
+        assert name in html
+    assert "Anna Ivanova" not in html
+    # Sorting and "save as segment" carry the filters along.
+    assert "first_from=2026-02-01" in html and '<input type="hidden" name="bought_to" value="2026-02-28">' in html
+    count = far_east_client.get("/customers/count?bought_from=2026-02-01&bought_to=2026-02-28",
+                                headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "4 customers" in count
+    # Taking the filter off (an emptied date field) lists everyone again.
+    html = far_east_client.get("/customers?first_from=&bought_from=&bought_to=").get_data(as_text=True)
+    assert "Galina Volkova" in html and "Clear filters" not in html
+
+
+def test_a_segment_keeps_the_order_day_filters(far_east, far_east_client):
+    token = page_token(far_east_client, "/customers")
+    response = far_east_client.post("/segments/", data={"name": "February buyers", "csrf_token": token, **FEBRUARY,
+                                                        "first_from": "2026-02-01"},
+                                    headers={"HX-Request": "true"})
+    assert "Saved as “February buyers”." in response.get_data(as_text=True)
+    with far_east.app_context():
+        segment = db.session.scalar(select(Segment).where(Segment.name == "February buyers"))
+        assert segment.filters == {**FEBRUARY, "first_from": "2026-02-01"}
+        ids = set(db.session.scalars(saved_segments.customer_ids_query(segment)))
+        assert {db.session.get(Customer, i).name for i in ids} == {"Boris Petrov", "Fedor Kuznetsov", "Lida Popova"}
+    listing = far_east_client.get("/segments/").get_data(as_text=True)
+    assert "Bought between Feb 1, 2026 and Feb 28, 2026" in listing and "First order from Feb 1, 2026" in listing
+    assert "bought_from=2026-02-01" in listing
+
+
+@pytest.mark.parametrize("query", [
+    "first_from=2026-02-30", "first_to=abc", "bought_from=2026-13-01", "bought_to=31.01.2026",
+    "bought_to=9999-12-31", "first_from=0001-01-01", "bought_from=0001-01-02&bought_to=9999-12-30",
+    "first_to=" + "9" * 300,
+])
+def test_nonsense_order_days_are_ignored_not_500(far_east_client, query):
+    response = far_east_client.get(f"/customers?{query}")
+    assert response.status_code == 200
+    assert "Galina Volkova" in response.get_data(as_text=True)  # the filter was dropped
+    assert far_east_client.get(f"/customers/count?{query}", headers={"HX-Request": "true"}).status_code == 200
+
+
+def test_order_day_filters_read_through_indexes(far_east, far_east_client):
+    """The bought-on check is a range of the orders' (customer, placed_at, ...) index per customer,
+    and the customers read are a range of the last-order index, never the whole table."""
+    paths = ["/customers?bought_from=2026-02-01&bought_to=2026-02-28",
+             "/customers?bought_from=2026-02-01&bought_to=2026-02-28&sort=name&dir=asc",
+             "/customers?first_from=2026-02-01&first_to=2026-02-28",
+             "/customers?first_from=2026-02-01&status=active&sort=ltv",
+             "/customers/count?bought_from=2026-02-01&bought_to=2026-02-28",
+             "/customers/count?first_from=2026-02-01"]
+    statements = _captured(far_east, far_east_client, paths)
+    _check_sqlite(far_east, statements)
+    with far_east.app_context():
+        plans = ["\n".join(row[3] for row in db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
+                                                                                     params))
+                 for sql, params in statements if "placed_at" in sql]
+    assert plans and all("SEARCH orders USING COVERING INDEX ix_orders_customer_placed_status_amount "
+                         "(customer_id=? AND placed_at>? AND placed_at<?)" in plan for plan in plans), plans

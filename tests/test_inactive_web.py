@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from crm import inactive
 from crm.extensions import db
-from crm.models import Contact, Customer, Interaction, Kind, Order, Status
-from tests.conftest import page_token
+from crm.models import Contact, Customer, Interaction, Kind, Order, Role, Status
+from tests.conftest import make_user, page_token, sign_in
 from tests.factories import customer, order, utc
 
 HX = {"HX-Request": "true"}
@@ -90,6 +90,58 @@ def test_filters_by_how_and_name_prefix(app, manager_client):
     assert "Nobody on the inactive list matches these filters." in html
     # An unknown "how" is ignored rather than refused.
     assert manager_client.get("/inactive?how=<script>").status_code == 200
+
+
+@pytest.fixture
+def west_coast(make_app):
+    """A team in Los Angeles (UTC-8, UTC-7 from 10 March 2024) with customers moved to the list
+    either side of its midnights at the ends of February (a leap year) and March; signed in as owner."""
+    app = make_app(TEAM_TIMEZONE="America/Los_Angeles")
+    with app.app_context():
+        db.create_all()
+        for name, moved_at in (("Leap Day", utc(2024, 3, 1, 7, 30)),  # 29 February 23:30 there
+                               ("March First", utc(2024, 3, 1, 8)),  # 1 March 00:00
+                               ("March Last", utc(2024, 4, 1, 6, 59)),  # 31 March 23:59 (summer time)
+                               ("April First", utc(2024, 4, 1, 7))):  # 1 April 00:00
+            inactive.move(customer(name), "manager", "Asked to stop", None, now=moved_at)
+        db.session.commit()
+    owner = make_user(app, "owner@example.com", Role.OWNER, "Olga Owner")
+    client = app.test_client()
+    assert sign_in(client, owner.email).status_code == 302
+    yield client
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_filters_by_the_team_days_a_customer_was_moved_to_the_list(west_coast, monkeypatch):
+    html = west_coast.get("/inactive?since_from=2024-03-01&since_to=2024-03-31").text
+    assert _names(html) == ["March Last", "March First"]
+    assert "2 customers on the inactive list" in html
+    assert 'name="since_from" value="2024-03-01"' in html and 'name="since_to" value="2024-03-31"' in html
+    assert "Moved to the list from" in html and "Clear filters" in html
+    assert _names(west_coast.get("/inactive?since_to=2024-02-29").text) == ["Leap Day"]
+    assert _names(west_coast.get("/inactive?since_from=2024-04-01").text) == ["April First"]
+    html = west_coast.get("/inactive?since_from=2024-02-29&since_to=2024-02-29&how=manager", headers=HX).text
+    assert _names(html) == ["Leap Day"] and "1 customer on the inactive list" in html
+    # Paging, the restore form and the export keep the days.
+    monkeypatch.setattr(inactive, "PAGE_SIZE", 1)
+    html = west_coast.get("/inactive?since_from=2024-03-01&since_to=2024-03-31").text
+    link = re.search(r'hx-get="(/inactive\?after=[^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "since_from=2024-03-01" in link and "since_to=2024-03-31" in link
+    assert _names(west_coast.get(link, headers=HX).text) == ["March First"]
+    restore = re.search(r'hx-get="(/inactive/\d+/restore[^"]*)"', html).group(1).replace("&amp;", "&")
+    form = west_coast.get(restore, headers=HX).text
+    assert '<input type="hidden" name="since_from" value="2024-03-01">' in form
+    rows = _csv_rows(west_coast.get("/inactive/export.csv?since_from=2024-03-01&since_to=2024-03-31"))
+    assert [row[1] for row in rows[1:]] == ["March Last", "March First"]
+
+
+@pytest.mark.parametrize("query", ["since_from=2024-02-30", "since_to=x", "since_from=9999-12-31",
+                                   "since_to=0001-01-01", "since_from=" + "1" * 300])
+def test_nonsense_days_on_the_inactive_list_are_ignored_not_500(west_coast, query):
+    response = west_coast.get(f"/inactive?{query}")
+    assert response.status_code == 200 and len(_names(response.text)) == 4
+    assert west_coast.get(f"/inactive/export.csv?{query}").status_code == 200
 
 
 def test_keyset_paging_walks_every_row_once_even_with_equal_dates(app, manager_client, monkeypatch):

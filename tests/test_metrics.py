@@ -18,7 +18,7 @@ import pytest
 
 from crm import metrics, periods, settings, summaries
 from crm.extensions import db
-from crm.models import BaseDay, Customer, RfmCell, Status
+from crm.models import BaseDay, Customer, Status
 from crm.periods import Period
 from tests.factories import customer, order, utc
 
@@ -54,8 +54,6 @@ def base(request, make_app):
         # Set by hand: the refresh on each order judged them against the real today.
         alice.status = bob.status = Status.ACTIVE
         carol.status, dan.status, eve.status = Status.LAPSED, Status.INACTIVE, Status.IN_SEQUENCE
-        db.session.add(RfmCell(rfm=333, customers=2, revenue=80000))
-        db.session.add(RfmCell(rfm=111, customers=1, revenue=20000))
         db.session.commit()
         summaries.build(TODAY)
         db.session.commit()
@@ -162,13 +160,6 @@ def test_monthly_trends(base):
     assert february.estimated and february.lapsed_share == 0.0  # on 28 Feb nobody had gone 60 days without buying
 
 
-def test_rfm_grid_has_27_cells(base):
-    cells = metrics.rfm_grid()
-    assert len(cells) == 27 and cells[0].rfm == 333
-    assert cells[0].customers == 2 and cells[0].share == pytest.approx(2 / 3)
-    assert sum(cell.customers for cell in cells) == 3
-
-
 def test_an_empty_base_gives_zeros_not_errors(app):
     with app.app_context():
         summaries.build(TODAY)
@@ -181,3 +172,29 @@ def test_an_empty_base_gives_zeros_not_errors(app):
         assert base.counts["customers"].change is None
         assert all(row.size == 0 for row in metrics.cohorts(TODAY))
         assert all(row.orders == 0 for row in metrics.trends(TODAY))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Kolkata", "America/Los_Angeles", "Europe/Moscow"])
+def test_sqlite_days_follow_the_zone_across_its_changes(make_app, zone):
+    """SQLite has no time zones: its day expression carries the zone's offsets (crm.summaries). Check
+    it against Python at the minutes around daylight-saving changes, half-hour zones and Moscow's
+    2011/2014 changes, and at the last microsecond of a day."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import text
+
+    app = make_app(TEAM_TIMEZONE=zone)
+    tz = ZoneInfo(zone)
+    moments = [datetime(2026, 3, 29, 0, 59, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+               datetime(2026, 10, 25, 0, 59, 59, 999999, tzinfo=UTC), datetime(2026, 3, 8, 10, 0, tzinfo=UTC),
+               datetime(2026, 11, 1, 8, 30, tzinfo=UTC), datetime(2011, 3, 26, 22, 30, tzinfo=UTC),
+               datetime(2014, 10, 25, 21, 30, tzinfo=UTC), datetime(2020, 2, 29, 18, 29, 59, 999999, tzinfo=UTC),
+               datetime(2020, 2, 29, 18, 30, tzinfo=UTC), datetime(1999, 12, 31, 23, 0, tzinfo=UTC)]
+    moments += [moment + timedelta(hours=hours) for moment in moments[:2] for hours in range(-26, 27, 5)]
+    with app.app_context():
+        expression = summaries.local_day_sql(":at")
+        for moment in moments:
+            stored = moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it on SQLite
+            got = db.session.scalar(text(f"SELECT {expression}"), {"at": stored})  # noqa: S608
+            assert got == moment.astimezone(tz).date().isoformat(), (zone, moment)

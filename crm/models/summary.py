@@ -13,18 +13,30 @@ from crm.extensions import db
 
 
 class SalesDay(db.Model):
-    """Paid orders placed on `day` (the team's calendar) by customers whose previous paid order was
-    on `prev_day` (NULL: their first order). The previous day is what makes distinct buyers
-    summable: the buyers of a period [a, b] are the orders in it whose previous order is before a."""
+    """Paid orders placed on `day` (the team's calendar): how many, their revenue, and how many were
+    the customer's first order ever."""
 
     __tablename__ = "sales_days"
-    __table_args__ = (Index("ix_sales_days_day_prev", "day", "prev_day", "orders", "revenue"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)  # minor units
+    first_orders: Mapped[int] = mapped_column(Integer)
+
+
+class RepeatDay(db.Model):
+    """Repeat orders placed on `day` whose previous order (by the same customer) was on `prev_day` or
+    earlier, as a running count. This is what makes distinct buyers summable: the buyers of a
+    period [a, b] are its first orders ever plus, for each day of it, the repeat orders whose
+    previous order is before a (one index seek per day: the row with the last prev_day before a)."""
+
+    __tablename__ = "repeat_days"
+    __table_args__ = (Index("ix_repeat_days_day_prev", "day", "prev_day", "running"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date)
-    prev_day: Mapped[date | None] = mapped_column(Date)
-    orders: Mapped[int] = mapped_column(Integer)
-    revenue: Mapped[int] = mapped_column(BigInteger)  # minor units
+    prev_day: Mapped[date] = mapped_column(Date)
+    running: Mapped[int] = mapped_column(Integer)
 
 
 class SegmentSalesDay(db.Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
-from flask_babel import format_date, format_datetime, format_number, get_locale
+from flask_babel import format_date, format_datetime, format_number, format_percent, get_locale
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
@@ -16,16 +16,17 @@ def register_web(app: Flask) -> None:
         access,
         account,
         api,
-        areas,
         auth,
         callbacks,
         customers,
+        dashboard,
         funnel,
         health,
         imports,
         inactive,
         lapsed,
         public,
+        reports,
         segments,
         sequences,
         settings,
@@ -36,15 +37,15 @@ def register_web(app: Flask) -> None:
     # An id in a URL beyond what the database holds is a 404, not an overflow deep in the driver
     # (set before the blueprints: rules take their converters when added).
     app.url_map.converters["int"] = _BoundedInt
-    for module in (auth, account, areas, customers, funnel, segments, lapsed, callbacks, settings, health, users,
-                   tokens, api, imports, public, inactive, sequences):
+    for module in (auth, account, dashboard, customers, funnel, segments, lapsed, callbacks, settings, health, users,
+                   tokens, api, imports, public, inactive, sequences, reports):
         app.register_blueprint(module.bp)
 
     app.before_request(access.enforce)
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.jinja_env.filters.update(date=format_date, datetime=format_datetime, money=_money, number=format_number,
-                                 phone=_phone)
+                                 phone=_phone, percent=_percent)
 
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _error_page)
@@ -79,6 +80,13 @@ def _has_endpoint(endpoint: str) -> bool:
     from flask import current_app
 
     return endpoint in current_app.view_functions
+
+
+def _percent(share: float | None, signed: bool = False) -> str:
+    """A share (0.125) as a percentage in the user's locale ("12.5%"); `signed` for changes."""
+    if share is None:
+        return ""
+    return format_percent(share, "+#,##0.#%;-#,##0.#%" if signed else "#,##0.#%")
 
 
 def _template_globals() -> dict:

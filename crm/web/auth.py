@@ -37,7 +37,7 @@ def _safe_next(target: str | None) -> str:
     # Only same-site paths: an absolute URL here would make the login page an open redirect.
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
-    return url_for("areas.dashboard")
+    return url_for("dashboard.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -29,6 +29,7 @@ CALL_REASONS = {"lapsing": _l("Lapsing"), "lapsed": _l("Lapsed"), "sequence": _l
                 "manual": _l("Call-back")}
 FORMS = ("not_interested", "call_back", "note")  # outcomes that ask one more thing before they are logged
 HISTORY_DAYS = (14, 30, 90)
+MAX_HISTORY_DAYS = 366  # one bar group per day: a longer range keeps its last year
 
 
 @bp.context_processor
@@ -240,20 +241,36 @@ def _time(raw: str | None) -> time | None:
 
 # --- history -------------------------------------------------------------------------------------
 
+def _history_days() -> tuple[date, date, bool]:
+    """The team days the history covers, both included, and whether they were chosen as dates:
+    `called_from`/`called_to` (an end left out is today, or two weeks before the other), else the
+    last `days` days."""
+    first, last = (workdays.parse_day(request.args.get(name)) for name in ("called_from", "called_to"))
+    days = as_id(request.args.get("days")) if as_id(request.args.get("days")) in HISTORY_DAYS else HISTORY_DAYS[0]
+    chosen = bool(first or last)
+    last = last or clock.team_today()
+    first = max(first or last - timedelta(days=days - 1), last - timedelta(days=MAX_HISTORY_DAYS - 1))
+    return first, last, chosen
+
+
 @bp.get("/history")
 def history():
-    """Calls per day: made, reached, responded, and customers who ordered soon after."""
+    """Calls per day: made, reached, responded, and customers who ordered soon after; one outcome or all."""
     scope = _scope()
-    days = as_id(request.args.get("days")) if as_id(request.args.get("days")) in HISTORY_DAYS else HISTORY_DAYS[0]
     member = None if scope == "team" else db.session.get(User, int(scope))
     if scope != "team" and member is None:
         abort(404)
-    rows = callbacks.history(None if scope == "team" else member.id, days)
+    first, last, chosen = _history_days()
+    outcome = request.args.get("outcome") if request.args.get("outcome") in callbacks.OUTCOMES else ""
+    rows = callbacks.history(member.id if member else None, (last - first).days + 1, today=last,
+                             outcome=outcome or None) if first <= last else []
     rules = settings.load(CallRules)
     team = accounts.active_team()
     template = "callbacks/_history.html" if htmx else "callbacks/history.html"
-    return render_template(template, rows=rows, chart=_chart(rows), member=member, scope=scope, days=days,
-                           team=team, window=rules.returned_within_days, choices=HISTORY_DAYS)
+    return render_template(template, rows=rows, chart=_chart(rows), member=member, scope=scope,
+                           days=(last - first).days + 1, first=first, last=last, chosen=chosen, outcome=outcome,
+                           outcomes=callbacks.OUTCOMES, team=team, window=rules.returned_within_days,
+                           choices=HISTORY_DAYS)
 
 
 SERIES = (("calls", _l("Calls")), ("reached", _l("Reached")), ("responded", _l("Responded")),

@@ -48,7 +48,8 @@ bp = Blueprint("customers", __name__, url_prefix="/customers")
 
 # Filters shown folded under "More filters" unless one of them is in use.
 MORE_FILTERS = {"rfm", "rfm_group", "behaviour", "gender", "age_from", "age_to", "spend_from", "spend_to",
-                "orders_from", "orders_to", "product", "category"}
+                "orders_from", "orders_to", "first_from", "first_to", "bought_from", "bought_to", "product",
+                "category"}
 
 
 @bp.context_processor

@@ -29,11 +29,6 @@ def _labels() -> dict:
 
 
 
-def _args(filters: inactive.Filters) -> dict:
-    """The filters as query arguments (empty ones left out), for links and hidden fields."""
-    return {key: value for key, value in (("how", filters.how), ("q", filters.q)) if value}
-
-
 def _cursor(customer: Customer) -> str | None:
     """Where the next page starts: the last row's (inactive_since, id), as microseconds and id."""
     since = customer.inactive_since
@@ -57,7 +52,7 @@ def _before(raw: str | None) -> tuple[datetime, int] | None:
 def _list_context(filters: inactive.Filters) -> dict:
     rows, more = inactive.page(filters, _before(request.args.get("after")))
     next_cursor = _cursor(rows[-1]) if more and rows else None
-    return {"filters": filters, "args": _args(filters), "rows": rows, "next_cursor": next_cursor}
+    return {"filters": filters, "args": filters.to_args(), "rows": rows, "next_cursor": next_cursor}
 
 
 @bp.get("")
@@ -88,7 +83,7 @@ def _restore_form(customer: Customer, filters: inactive.Filters, note: str = "",
                   status: int = 200):
     """The restore form: inside the customer's row for htmx, else on a page of its own."""
     template = "inactive/_row.html" if partials.wanted() else "inactive/restore.html"
-    return render_template(template, c=customer, restoring=True, note=note, error=error, args=_args(filters)), status
+    return render_template(template, c=customer, restoring=True, note=note, error=error, args=filters.to_args()), status
 
 
 @bp.get("/<int:customer_id>/restore")
@@ -101,9 +96,10 @@ def restore_form(customer_id: int):
 def row(customer_id: int):
     """One row of the list as it stands (what Cancel on the restore form returns to)."""
     customer = _customer_or_404(customer_id)
+    args = inactive.Filters.from_args(request.args).to_args()
     if not partials.wanted():
-        return redirect(url_for("inactive.index", **_args(inactive.Filters.from_args(request.args))))
-    return render_template("inactive/_row.html", c=customer, args=_args(inactive.Filters.from_args(request.args)))
+        return redirect(url_for("inactive.index", **args))
+    return render_template("inactive/_row.html", c=customer, args=args)
 
 
 @bp.post("/<int:customer_id>/restore")
@@ -121,7 +117,7 @@ def restore(customer_id: int):
     message = _("%(name)s is back on the active list.", name=customer.name)
     if not partials.wanted():
         flash(message, "success")
-        return redirect(url_for("inactive.index", **_args(filters)))
+        return redirect(url_for("inactive.index", **filters.to_args()))
     return render_template("inactive/_restored.html", c=customer, message=message, total=inactive.count(filters))
 
 

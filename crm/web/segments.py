@@ -209,6 +209,10 @@ def summary(filters: customer_list.Filters, stages: dict[int, str], team: dict[i
         items.append(_("Tag: %(t)s", t=filters.tag))
     items += span(filters.last_from, filters.last_to, _("Last order %(a)s – %(b)s"), _("Last order from %(a)s"),
                   _("Last order up to %(a)s"), format_date)
+    items += span(filters.first_from, filters.first_to, _("First order %(a)s – %(b)s"), _("First order from %(a)s"),
+                  _("First order up to %(a)s"), format_date)
+    items += span(filters.bought_from, filters.bought_to, _("Bought between %(a)s and %(b)s"),
+                  _("Bought on or after %(a)s"), _("Bought on or before %(a)s"), format_date)
     if filters.rfm is not None:
         items.append(_("RFM cell %(cell)s", cell=cell_label(filters.rfm)))
     if filters.rfm_group:
@@ -266,6 +270,11 @@ def _score_hints(bounds: dict) -> dict[str, dict[int, str]]:
 @bp.get("/rfm")
 def rfm_grid():
     """Show the 27 RFM cells with their customers and revenue as of the last rebuild, and the groups."""
+    return render_template("segments/rfm.html", **grid_context())
+
+
+def grid_context() -> dict:
+    """What the RFM grid partial (segments/_rfm_grids.html) draws; the dashboard shows it too."""
     finished_at, recorded = _last_rebuild()
     found = {c.rfm: c for c in db.session.scalars(select(RfmCell))} if finished_at else {}
     busiest = max((c.customers for c in found.values()), default=0)
@@ -284,9 +293,9 @@ def rfm_grid():
                "count": sum(cells[c]["count"] for c in rfm.cells_of(key)),
                "revenue": sum(cells[c]["revenue"] for c in rfm.cells_of(key))} for key in rfm.GROUPS]
     group_names = {g["key"]: g["name"] for g in groups}
-    return render_template("segments/rfm.html", finished_at=finished_at, cells=cells, groups=groups,
-                           group_names=group_names, hints=_score_hints(recorded.get("bounds") or {}),
-                           scores=rfm.SCORES, total=sum(c["count"] for c in cells.values()))
+    return {"finished_at": finished_at, "cells": cells, "groups": groups, "group_names": group_names,
+            "hints": _score_hints(recorded.get("bounds") or {}), "scores": rfm.SCORES,
+            "total": sum(c["count"] for c in cells.values())}
 
 
 @bp.get("/classes")

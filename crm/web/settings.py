@@ -4,7 +4,9 @@ message channels (with a test send), the inbound hooks and the automatic enrolme
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
+from babel.numbers import get_currency_precision
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -204,10 +206,19 @@ def _messaging_view(messaging: Messaging | None = None, typed: dict | None = Non
     rows = [{"key": channel, "label": channels.LABELS[channel], "env": channels.from_environment(channel),
              "shown": [channels.masked(url, channel) for url in channels.urls(channel, messaging)],
              "placeholder": channels.PLACEHOLDERS[channel], "typed": typed.get(f"urls_{channel}", ""),
-             "remove": bool(typed.get(f"remove_{channel}"))} for channel in CHANNELS]
+             "remove": bool(typed.get(f"remove_{channel}")),
+             "cost": typed.get(f"cost_{channel}") if f"cost_{channel}" in typed
+             else _major_units(messaging.costs.get(channel, 0))} for channel in CHANNELS]
     return {"rows": rows, "fallback": typed.get("fallback") or messaging.fallback,
             "weekly_cap": typed.get("weekly_cap", messaging.weekly_cap), "errors": errors or {}, "message": message,
-            "labels": channels.LABELS}
+            "labels": channels.LABELS, "currency": current_app.config["TEAM_CURRENCY"]}
+
+
+def _major_units(minor: int) -> str:
+    """A cost as typed in the form: 5 -> "0.05" (in a currency of two decimals); nothing when not entered."""
+    if not minor:
+        return ""
+    return str(Decimal(minor).scaleb(-get_currency_precision(current_app.config["TEAM_CURRENCY"])))
 
 
 def _typed_channels() -> dict:
@@ -215,13 +226,16 @@ def _typed_channels() -> dict:
     typed.update({f"remove_{channel}": request.form.get(f"remove_{channel}", "") for channel in CHANNELS})
     typed["fallback"] = tuple(request.form.getlist("fallback"))
     typed["weekly_cap"] = request.form.get("weekly_cap", "").strip()
+    # A cost not posted at all is kept as it is (None); an empty one clears it.
+    typed.update({f"cost_{channel}": request.form[f"cost_{channel}"].strip() for channel in CHANNELS
+                  if f"cost_{channel}" in request.form})
     return typed
 
 
 @bp.post("/channels")
 @owner_only
 def channels_save():
-    """Save the channels' Apprise URLs, the fallback order and the weekly cap; refusals go on their field."""
+    """Save the channels' Apprise URLs, costs, the fallback order and the weekly cap; refusals go on their field."""
     typed = _typed_channels()
     messaging, errors = channels.from_form(settings.load(Messaging), typed)
     if errors:

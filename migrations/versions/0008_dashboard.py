@@ -1,5 +1,5 @@
-"""Dashboard summaries: sales per day and previous-order day, sales per day by segment, the base per
-status per night, cohort retention by month.
+"""Dashboard summaries: sales per day, repeat orders per day and previous-order day, sales per day
+by segment, the base per status per night, cohort retention by month; enrolments by date.
 
 Revision ID: 0008
 Revises: 0007
@@ -16,16 +16,25 @@ depends_on = None
 
 
 def upgrade():
+    # The dashboard's reactivation panel counts the enrolments of a period.
+    op.create_index('ix_enrolments_enrolled_at', 'enrolments', ['enrolled_at'])
     op.create_table(
         'sales_days',
-        sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('day', sa.Date(), nullable=False),
-        sa.Column('prev_day', sa.Date(), nullable=True),
         sa.Column('orders', sa.Integer(), nullable=False),
         sa.Column('revenue', sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_days')),
+        sa.Column('first_orders', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('day', name=op.f('pk_sales_days')),
     )
-    op.create_index('ix_sales_days_day_prev', 'sales_days', ['day', 'prev_day', 'orders', 'revenue'])
+    op.create_table(
+        'repeat_days',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('prev_day', sa.Date(), nullable=False),
+        sa.Column('running', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_repeat_days')),
+    )
+    op.create_index('ix_repeat_days_day_prev', 'repeat_days', ['day', 'prev_day', 'running'])
     op.create_table(
         'segment_sales_days',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -61,9 +70,11 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index('ix_enrolments_enrolled_at', table_name='enrolments')
     op.drop_table('cohort_months')
     op.drop_table('base_days')
     op.drop_index('ix_segment_sales_days_day', table_name='segment_sales_days')
     op.drop_table('segment_sales_days')
-    op.drop_index('ix_sales_days_day_prev', table_name='sales_days')
+    op.drop_index('ix_repeat_days_day_prev', table_name='repeat_days')
+    op.drop_table('repeat_days')
     op.drop_table('sales_days')
