@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 640, 220  # the viewBox; the SVG scales to its container
-LEFT, BOTTOM, TOP, RIGHT = 56, 28, 10, 8  # room for the axis labels
+LEFT, BOTTOM, TOP, RIGHT = 60, 28, 10, 8  # room for the axis labels (short ones: "$1.2M")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Tick:
 class Chart:
     title: str
     series: list[str]  # legend names, in colour order
-    categories: list[str]  # x-axis labels
+    categories: list[str]  # x-axis labels (short)
     rects: list[Rect] = field(default_factory=list)
     points: list[list[tuple[float, float]]] = field(default_factory=list)  # one polyline per series
     dots: list[Rect] = field(default_factory=list)  # markers of the line points (x, y, label)
@@ -68,10 +68,13 @@ def _scale(top_value: float, ticks: int = 4) -> tuple[float, list[float]]:
 
 
 def columns(title: str, categories: list[str], series: list[str], values: list[list[float]],
-            fmt, hrefs: list[str | None] | None = None, stacked: bool = True) -> Chart:
+            fmt, hrefs: list[str | None] | None = None, stacked: bool = True, short=None,
+            axis_labels: list[str] | None = None) -> Chart:
     """Columns per category; with several series stacked (or side by side). `values[s][c]` is
-    series s in category c; `fmt` turns a value into text (money, a count)."""
-    chart = Chart(title, series, categories)
+    series s in category c; `fmt` turns a value into text (money, a count) for the labels and the
+    table view, `short` (default `fmt`) for the axis; `axis_labels` shorter names for the x-axis."""
+    chart = Chart(title, series, axis_labels or categories)
+    short = short or fmt
     totals = [sum(values[s][c] for s in range(len(series))) if stacked else
               max(values[s][c] for s in range(len(series))) for c in range(len(categories))]
     top, tick_values = _scale(max(totals, default=0))
@@ -92,7 +95,7 @@ def columns(title: str, categories: list[str], series: list[str], values: list[l
             if stacked:
                 base -= height
         chart.rows.append([category, *(fmt(values[s][c]) for s in range(len(series)))])
-    chart.ticks = [Tick(round(HEIGHT - BOTTOM - plot_h * v / top, 1), fmt(v)) for v in tick_values] if top else []
+    chart.ticks = [Tick(round(HEIGHT - BOTTOM - plot_h * v / top, 1), short(v)) for v in tick_values] if top else []
     return chart
 
 

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from crm import callbacks, campaigns, charts, clock, metrics, periods, rfm, settings, summaries
 from crm.web import partials
 from crm.web.customer_forms import OUTCOME_LABELS
+from crm.web.formatting import short_money
 from crm.web.segments import BEHAVIOUR_LABELS, grid_context
 
 bp = Blueprint("dashboard", __name__)
@@ -88,8 +89,10 @@ def _sales(period, today) -> dict:
         categories.append(_("%(amount)s and more", amount=money(width * (len(sales.ltv) - 1))))
     hrefs = [_customers(spend_from=_major(width * n), spend_to=_major(width * (n + 1)) if n < len(sales.ltv) - 1
                         else None) for n in range(len(sales.ltv))]
+    edges = [short_money(width * n) for n in range(len(sales.ltv))]
+    axis = [f"{edges[n]}–{edges[n + 1]}" for n in range(len(sales.ltv) - 1)] + [f"{edges[-1]}+"] if sales.ltv else []
     ltv = charts.columns(_("Customers by lifetime value"), categories, [_("Customers")], [sales.ltv],
-                         _count, hrefs)
+                         _count, hrefs, axis_labels=axis)
     return {"sales": sales, "ltv": ltv}
 
 
@@ -123,7 +126,7 @@ def _trends(period, today) -> dict:
     return {
         "months": months,
         "revenue": charts.columns(_("Revenue by month"), names, [_("Revenue")], [[m.revenue for m in months]],
-                                  money, bought),
+                                  money, bought, short=short_money),
         "orders": charts.columns(_("Orders by month"), names, [_("Orders")], [[m.orders for m in months]],
                                  _count, bought),
         "buyers": charts.columns(_("New and returning customers by month"), names,

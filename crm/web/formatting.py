@@ -8,8 +8,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as babel_date
+from babel.numbers import format_compact_currency, get_currency_precision
 from babel.numbers import format_currency as babel_currency
-from babel.numbers import get_currency_precision
+from flask import current_app
+from flask_babel import get_locale
 
 from crm.contacts import display_phone
 
@@ -34,3 +36,11 @@ def local_date(moment: datetime, tz: str) -> date:
     """Return the calendar date of a stored (UTC) moment where the team is."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(ZoneInfo(tz)).date()
+
+
+def short_money(minor: int) -> str:
+    """"$1.2M": for a grid cell or an axis with room for a few characters (the full amount is in
+    the label or the table view)."""
+    currency = current_app.config["TEAM_CURRENCY"]
+    return format_compact_currency(minor / 10 ** get_currency_precision(currency), currency,
+                                   locale=str(get_locale()), fraction_digits=1)

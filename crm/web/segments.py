@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from babel.numbers import format_compact_currency, get_currency_precision
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
@@ -45,13 +44,6 @@ def cell_label(cell: int) -> str:
 
 def _money(minor: int) -> str:
     return formatting.money(minor, current_app.config["TEAM_CURRENCY"], str(get_locale()))
-
-
-def _short_money(minor: int) -> str:
-    # "$1.2M": a grid cell has room for a few characters; the full amount is in its label.
-    currency = current_app.config["TEAM_CURRENCY"]
-    return format_compact_currency(minor / 10 ** get_currency_precision(currency), currency,
-                                   locale=str(get_locale()), fraction_digits=1)
 
 
 
@@ -285,7 +277,7 @@ def grid_context() -> dict:
         # Shade 0 is an empty cell; 1-5 are fifths of the busiest one.
         shade = -(-SHADES * count // busiest) if count else 0
         return {"cell": cell, "label": cell_label(cell), "count": count, "revenue": revenue,
-                "revenue_short": _short_money(revenue), "shade": shade, "group": rfm.group_of(cell)}
+                "revenue_short": formatting.short_money(revenue), "shade": shade, "group": rfm.group_of(cell)}
 
     cells = {cell: cell_view(cell) for cell in rfm.CELLS}
     names = settings.load()
