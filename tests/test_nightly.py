@@ -29,6 +29,12 @@ def test_nightly_runs_once_per_team_day(make_app):
         db.create_all()
         assert tasks.nightly() == "done"
         assert tasks.nightly() == "already ran"  # a second worker's clock, the same day
+        # The dashboard's summaries followed the rebuild: tonight's record of the base is there.
+        from crm import clock, summaries
+        from crm.models import BaseDay
+
+        assert summaries.state()["today"] == clock.team_today().isoformat()
+        assert db.session.get(BaseDay, clock.team_today()) is not None
 
 
 def test_nightly_waits_for_the_night_hour(make_app):

@@ -45,7 +45,7 @@ def upgrade():
         sa.Column('revenue', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_sales_days')),
     )
-    op.create_index('ix_segment_sales_days_day', 'segment_sales_days', ['day'])
+    op.create_index('ix_segment_sales_days_day', 'segment_sales_days', ['day', 'rfm', 'behaviour', 'orders', 'revenue'])
     op.create_table(
         'base_days',
         sa.Column('day', sa.Date(), nullable=False),
