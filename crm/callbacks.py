@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -589,17 +589,12 @@ class Day:
 def callback_outcomes(start: datetime, end: datetime) -> dict[str, int]:
     """How many call-backs got each outcome logged within [start, end) (UTC-aware), every outcome
     listed (0 when none), in the order of OUTCOMES."""
+    start, end = clock.as_utc(start), clock.as_utc(end)
     counts = dict(db.session.execute(
-        select(CallBack.outcome, func.count()).where(CallBack.done_at >= _utc(start), CallBack.done_at < _utc(end),
-                                                     CallBack.outcome.in_(OUTCOMES))
+        select(CallBack.outcome, func.count()).where(
+            CallBack.done_at >= start, CallBack.done_at < end, CallBack.outcome.in_(OUTCOMES))
         .group_by(CallBack.outcome)).all())
     return {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("a UTC-aware moment is needed")
-    return moment.astimezone(UTC)
 
 
 def history(manager_id: int | None, days: int = 14, today: date | None = None,

@@ -10,14 +10,14 @@ sequence's own page uses too).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import get_currency_precision
 from sqlalchemy import func, select
 
-from crm import sequences, settings
+from crm import clock, sequences, settings
 from crm.extensions import db
+from crm.figures import major_units as money
 from crm.models import Customer, Enrolment, EnrolmentState, Sequence, Status
 from crm.settings import CHANNELS, Messaging
 
@@ -142,27 +142,19 @@ CSV_COLUMNS = ("level", "sequence_id", "sequence", "step", "channel", "enrolled"
                "moved_to_inactive", "lift_pp", "cost", "cost_per_returned")
 
 
-def _major(minor: int | None, currency: str) -> str:
-    """Minor units as a plain decimal in major units ("150.00"); empty when unknown."""
-    if minor is None:
-        return ""
-    unit = Decimal(1).scaleb(-get_currency_precision(currency))
-    return str((Decimal(minor) * unit).quantize(unit))
-
-
 def csv_rows(data: Report, currency: str):
     """A row per sequence, then one per step beneath it (and one for who answered before any message)."""
     for row in data.sequences:
         yield ["sequence", row.id, row.name, "", "", row.enrolled, row.held_out, row.sent, row.delivered, row.failed,
-               row.uncertain, row.clicked, row.skipped, row.responded, row.returned, _major(row.revenue, currency),
-               row.moved_to_inactive, "" if row.lift_pp is None else f"{row.lift_pp:.1f}",
-               _major(row.cost, currency), _major(row.cost_per_returned, currency)]
+               row.uncertain, row.clicked, row.skipped, row.responded, row.returned, money(row.revenue, currency),
+               row.moved_to_inactive, "" if row.lift_pp is None else round(row.lift_pp, 1),
+               money(row.cost, currency), money(row.cost_per_returned, currency)]
         extra = [row.before_first] if row.before_first else []
         for step in [*row.steps, *extra]:
             yield ["step" if step.position else "before_first_message", row.id, row.name, step.position or "",
                    step.channel, "", "", step.sent, step.delivered, step.failed, step.uncertain, step.clicked,
-                   step.skipped, step.responded, step.returned, _major(step.revenue, currency),
-                   step.moved_to_inactive, "", _major(step.cost, currency), _major(step.cost_per_returned, currency)]
+                   step.skipped, step.responded, step.returned, money(step.revenue, currency),
+                   step.moved_to_inactive, "", money(step.cost, currency), money(step.cost_per_returned, currency)]
 
 
 # --- period totals for the dashboard -------------------------------------------------------------------
@@ -185,17 +177,11 @@ class PeriodTotals:
         return (self.returned / self.enrolled - self.held_returned / self.held_out) * 100
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("a UTC-aware moment is needed")
-    return moment.astimezone(UTC)
-
-
 def period_totals(start: datetime, end: datetime) -> PeriodTotals:
     """Reactivation across every sequence for the enrolments made within [start, end) (aware
     instants), and who was moved to the inactive list within it: two queries, read through the
     enrolled_at and (status, inactive_since) indexes."""
-    start, end = _utc(start), _utc(end)
+    start, end = clock.as_utc(start), clock.as_utc(end)
     totals = dict.fromkeys(("enrolled", "held_out", "responded", "returned", "returned_revenue", "held_returned"), 0)
     for row in sequences.enrolment_outcomes(Enrolment.enrolled_at >= start, Enrolment.enrolled_at < end):
         holdout = row.state is EnrolmentState.HOLDOUT

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from crm.figures import nice_number
+
 WIDTH, HEIGHT = 640, 220  # the viewBox; the SVG scales to its container
 LEFT, BOTTOM, TOP, RIGHT = 60, 28, 10, 8  # room for the axis labels (short ones: "$1.2M")
 
@@ -52,17 +54,11 @@ class Chart:
         return [" ".join(f"{x:.1f},{y:.1f}" for x, y in line) for line in self.points]
 
 
-def _nice(raw: float) -> float:
-    """Round a step up to 1, 2 or 5 times a power of ten (shares need steps below one)."""
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
-
-
 def _scale(top_value: float, ticks: int = 4) -> tuple[float, list[float]]:
     """A rounded top of the axis and the tick values up to it (none for an all-zero chart)."""
     if top_value <= 0:
         return 0, []
-    step = _nice(top_value / ticks)
+    step = nice_number(top_value / ticks)
     count = math.ceil(top_value / step - 1e-9)
     return step * count, [step * n for n in range(count + 1)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 from crm.models import ContactKind, Customer
 
@@ -15,7 +16,10 @@ CUSTOMER_COLUMNS = ("id", "name", "email", "phone", "telegram", "whatsapp", "cit
 
 
 def safe_cell(value) -> str:
-    """Return the value as text that a spreadsheet shows and never evaluates."""
+    """Return the value as text that a spreadsheet shows and never evaluates. Numbers are left as
+    they are: a negative figure (-16.7) is a number, not a formula."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
 

@@ -9,12 +9,14 @@ Days since the last order are not stored: they change every day, so pages comput
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel.numbers import get_currency_precision
 from sqlalchemy import select, text
 
 from crm.extensions import db
@@ -87,6 +89,23 @@ def refresh(customer_id: int) -> Customer:
     for name, value in compute(rows).items():
         setattr(customer, name, value)
     return customer
+
+
+def nice_number(raw: float) -> float:
+    """Round up to 1, 2 or 5 times a power of ten: chart steps and bucket widths that read well."""
+    if raw <= 0:
+        return 1
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+
+
+def major_units(minor: int | None, currency: str) -> str:
+    """Minor units as a plain decimal in major units ("150.00", "150" for yen); empty when unknown.
+    For exports and URLs (a spend filter), where a formatted amount would not read back."""
+    if minor is None:
+        return ""
+    unit = Decimal(1).scaleb(-get_currency_precision(currency))
+    return str((Decimal(minor) * unit).quantize(unit))
 
 
 def days_since(last_order_at: datetime | None, today: date) -> int | None:

@@ -44,7 +44,8 @@ def _ratio(part, whole) -> float | None:
 
 # --- the base ----------------------------------------------------------------------------------
 
-BASE_FIGURES = ("customers", "active", "lapsing", "lapsed", "in_reactivation", "inactive")
+# Among the buyers (customers with a paid order): what the orders can tell, now and in the past.
+BASE_FIGURES = ("buyers", "active", "lapsing", "lapsed", "in_sequence", "responded", "inactive")
 
 
 @dataclass
@@ -64,8 +65,7 @@ def _snapshot(day: date) -> BaseDay | None:
 def _base_counts(row: BaseDay | None) -> dict[str, int | None]:
     if row is None:
         return dict.fromkeys(BASE_FIGURES)
-    return {"customers": row.customers, "active": row.active, "lapsing": row.lapsing, "lapsed": row.lapsed,
-            "in_reactivation": row.in_sequence + row.responded, "inactive": row.inactive}
+    return {key: getattr(row, key) for key in BASE_FIGURES}
 
 
 def base(period: Period) -> Base:
@@ -75,10 +75,10 @@ def base(period: Period) -> Base:
                   estimated=bool(before and before.estimated))
     for key in BASE_FIGURES:
         result.counts[key] = Compare(current[key], previous[key])
-        if key != "customers":
+        if key != "buyers":
             result.shares[key] = Compare(
-                _ratio(current[key], current["customers"]) if now else None,
-                _ratio(previous[key], previous["customers"]) if before else None)
+                _ratio(current[key], current["buyers"]) if now else None,
+                _ratio(previous[key], previous["buyers"]) if before else None)
     result.new = Compare(_sales_totals(period).new, _sales_totals(period.previous()).new)
     return result
 
@@ -146,6 +146,7 @@ class Cohort:
     month: date  # first day
     size: int
     retained: list[tuple[int, float] | None]  # months 1..12: (customers, share), None for months to come
+    elapsed: int  # whole months since the cohort's month: the one at this offset is still running
 
 
 def cohorts(today: date, count: int = 12) -> list[Cohort]:
@@ -162,7 +163,7 @@ def cohorts(today: date, count: int = 12) -> list[Cohort]:
         elapsed = count - 1 - position  # whole months since this cohort's month
         result.append(Cohort(month, size, [
             (counts.get(k, 0), _ratio(counts.get(k, 0), size) or 0.0) if k <= elapsed else None
-            for k in range(1, summaries.COHORT_MONTHS + 1)]))
+            for k in range(1, summaries.COHORT_MONTHS + 1)], elapsed))
     return result
 
 
@@ -175,7 +176,7 @@ class Month:
     revenue: int
     new: int  # buyers whose first order was this month
     returning: int  # buyers who had bought before this month
-    lapsed_share: float | None  # lapsed / customers at the month's end (or the latest night before)
+    lapsed_share: float | None  # lapsed / buyers at the month's end (or the latest night before)
     estimated: bool
 
 
@@ -189,6 +190,6 @@ def trends(today: date, count: int = 12) -> list[Month]:
         sold = summaries.totals(first, last)
         night = next((row for row in reversed(nights) if row.day <= last), None)
         result.append(Month(first, sold.orders, sold.revenue, sold.new, sold.returning,
-                            _ratio(night.lapsed, night.customers) if night else None,
+                            _ratio(night.lapsed, night.buyers) if night else None,
                             bool(night and night.estimated)))
     return result

@@ -4,11 +4,11 @@ period just before it. Days are the team's calendar days, both ends included."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
+
+from crm import workdays
 
 PRESETS = {
     "month": _l("This month"),
@@ -19,6 +19,7 @@ PRESETS = {
 }
 DEFAULT = "30"
 MAX_DAYS = 5 * 366  # a custom period longer than this is refused (nothing to compare it with)
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,14 @@ class Period:
         return Period(self.key, self.start - timedelta(days=self.days), self.start - timedelta(days=1))
 
     def bounds(self) -> tuple[datetime, datetime]:
-        """The period as UTC instants, [start, end): the team's midnights at both ends."""
-        return day_start(self.start), day_start(self.end + timedelta(days=1))
+        """The period as a half-open UTC range [the team's midnight starting it, the one ending it)."""
+        return workdays.day_bounds(self.start)[0], workdays.day_bounds(self.end)[1]
 
     def args(self) -> dict[str, str]:
         """URL arguments that bring this period back."""
         if self.key == "custom":
             return {"period": "custom", "from": self.start.isoformat(), "to": self.end.isoformat()}
         return {"period": self.key}
-
-
-def day_start(day: date) -> datetime:
-    """The team's midnight at the start of `day`, as an aware datetime (compares with UTC columns)."""
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(current_app.config["TEAM_TIMEZONE"]))
 
 
 def preset(key: str, today: date) -> Period:
@@ -73,13 +69,17 @@ def parse(args, today: date) -> tuple[Period, dict[str, str]]:
     errors: dict[str, str] = {}
     days = {}
     for name in ("from", "to"):
-        try:
-            days[name] = date.fromisoformat(args.get(name) or "")
-        except ValueError:
+        days[name] = workdays.parse_day(args.get(name))
+        if days[name] is None:
             errors[name] = str(_l("Enter a date as YYYY-MM-DD."))
-    if not errors and days["from"] > days["to"]:
+        elif not EARLIEST <= days[name] <= LATEST:  # room for the period before, and for time zones
+            errors[name] = str(_l("Enter a date between %(first)s and %(last)s.", first=EARLIEST.year,
+                                  last=LATEST.year))
+    if errors:
+        return preset(DEFAULT, today), errors
+    if days["from"] > days["to"]:
         errors["to"] = str(_l("The end must not be before the start."))
-    if not errors and (days["to"] - days["from"]).days >= MAX_DAYS:
+    elif (days["to"] - days["from"]).days >= MAX_DAYS:
         errors["to"] = str(_l("Choose at most %(years)s years.", years=5))
     if errors:
         return preset(DEFAULT, today), errors

@@ -8,13 +8,12 @@ the team's calendar days (TEAM_TIMEZONE): an order at 23:30 UTC belongs to the n
 Vladivostok.
 
 Each summary is recomputed in full, set-based (a pass over the orders per table); `build` is
-called inside the rebuild (crm.segments) and by tests and benchmarks directly.
+called after the rebuild (crm.tasks, crm.imports, crm.demo) and by tests and benchmarks directly.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +22,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import delete, func, select, text
 
-from crm import settings
+from crm import figures, settings
 from crm.extensions import db, upsert_insert
 from crm.models import (
     BaseDay,
@@ -215,11 +214,14 @@ def _segment_sales() -> None:
 
 
 def _base(today: date) -> None:
-    """Today's row from the customers as they stand, and estimated rows for earlier days never
-    recorded (a new installation with imported history gets its trend at once)."""
-    counts = dict(db.session.execute(select(Customer.status, func.count()).group_by(Customer.status)).all())
-    buyers = db.session.scalar(select(func.count()).where(Customer.order_count > 0))
-    row = {"day": today, "customers": sum(counts.values()), "buyers": buyers, "estimated": False,
+    """Today's row from the customers as they stand, and estimated rows for the days before the
+    first one (a new installation with imported history gets its trend at once). Statuses are
+    counted among the buyers: lapsing and lapsed only mean something for them, and it is what the
+    orders alone can tell about the past."""
+    counts = dict(db.session.execute(select(Customer.status, func.count()).where(Customer.order_count > 0)
+                                     .group_by(Customer.status)).all())
+    everyone = db.session.scalar(select(func.count()).select_from(Customer))
+    row = {"day": today, "customers": everyone, "buyers": sum(counts.values()), "estimated": False,
            **{status.value: counts.get(status, 0) for status in Status}}
     insert = upsert_insert(BaseDay).values(row)
     db.session.execute(insert.on_conflict_do_update(index_elements=["day"], set_={
@@ -228,13 +230,16 @@ def _base(today: date) -> None:
 
 
 def _backfill(today: date) -> None:
+    """Estimate the days before the first recorded night (never a night missed later: a gap between
+    real nights stays a gap, and the panels read the night before it)."""
     config = settings.load()
-    known = set(db.session.scalars(select(BaseDay.day).where(BaseDay.day >= today - timedelta(days=BACKFILL_DAYS))))
+    first_night = db.session.scalar(select(func.min(BaseDay.day)).where(BaseDay.estimated.is_(False)))
     first_sale = db.session.scalar(select(func.min(SalesDay.day)))
-    if first_sale is None:
+    if first_sale is None or first_night is None:
         return
+    known = set(db.session.scalars(select(BaseDay.day).where(BaseDay.day >= today - timedelta(days=BACKFILL_DAYS))))
     missing = [day for day in (today - timedelta(days=n) for n in range(1, BACKFILL_DAYS + 1))
-               if day not in known and day >= first_sale]
+               if day not in known and first_sale <= day < first_night]
     if not missing:
         return
     rows = []
@@ -266,7 +271,7 @@ def _ltv(today: date) -> None:
         non_buyers = db.session.scalar(select(func.count()).where(Customer.order_count == 0))
         p95 = db.session.scalar(select(Customer.total_spent).order_by(Customer.total_spent)
                                 .offset(non_buyers + int(buyers * 0.95)).limit(1)) or 1
-        width = nice_step(max(p95, 1) / LTV_BUCKETS)
+        width = max(1, int(figures.nice_number(p95 / LTV_BUCKETS)))
         smaller = func.min if db.engine.dialect.name == "sqlite" else func.least  # two-argument minimum
         bucket = smaller(Customer.total_spent // width, LTV_BUCKETS)
         for index, count in db.session.execute(select(bucket.label("b"), func.count()).where(
@@ -276,14 +281,6 @@ def _ltv(today: date) -> None:
     row.value = {"built_at": datetime.now(UTC).isoformat(), "today": today.isoformat(), "ltv_width": width,
                  "ltv": counts}
     db.session.add(row)
-
-
-def nice_step(raw: float) -> int:
-    """Round a step up to 1, 2 or 5 times a power of ten (at least 1)."""
-    if raw <= 1:
-        return 1
-    power = 10 ** math.floor(math.log10(raw))
-    return next(int(m * power) for m in (1, 2, 5, 10) if m * power >= raw)
 
 
 def state() -> dict:

@@ -488,3 +488,14 @@ def test_the_csv_has_a_row_per_sequence_and_per_step(app, owner_client, owner):
     assert (quiet["lift_pp"], quiet["cost_per_returned"], quiet["cost"]) == ("", "", "0.00")
     names = {row[2] for row in rows if row[1] == str(base.empty)}
     assert names == {"'=HYPERLINK(\"x\")"}
+
+
+def test_csv_cells_keep_negative_numbers_and_neutralise_formulas():
+    """A negative lift is a number, not a formula; text starting with -, =, + or @ still is."""
+    from decimal import Decimal
+
+    from crm.exports import safe_cell
+
+    assert safe_cell(-16.7) == "-16.7" and safe_cell(-3) == "-3" and safe_cell(Decimal("-0.50")) == "-0.50"
+    assert safe_cell("-1+2") == "'-1+2" and safe_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell(None) == ""

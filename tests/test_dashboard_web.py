@@ -76,10 +76,19 @@ def test_sales_panel_figures_and_links_for_february(manager_client, shop):
 
 def test_base_panel_links_every_count(owner_client, shop):
     text = panel(owner_client, "base", "period=month")
-    for status in ("active", "lapsing", "lapsed", "in_sequence"):
-        assert f'href="/customers?status={status}"' in text
-    assert 'href="/inactive"' in text
+    for status in ("active", "lapsing", "lapsed", "in_sequence", "responded", "inactive"):
+        assert f'href="/customers?status={status}&amp;orders_from=1"' in text
     assert "first_from=2026-03-01&amp;first_to=2026-03-05" in text
+
+
+def test_ltv_buckets_link_to_exactly_their_customers(owner_client, shop):
+    """Buyers spent 600, 50 and 200: buckets 100 wide. A bucket [200, 300) stops a kopeck short of
+    the next (the list's spend filter includes both ends), and only buyers are listed."""
+    text = panel(owner_client, "sales", FEB)
+    links = re.findall(r'href="(/customers\?orders_from=1&amp;spend[^"]*)"', text)
+    assert links == ["/customers?orders_from=1&amp;spend_from=0.00&amp;spend_to=99.99",
+                     "/customers?orders_from=1&amp;spend_from=200.00&amp;spend_to=299.99",
+                     "/customers?orders_from=1&amp;spend_from=600.00&amp;spend_to=699.99"]  # empty buckets: no bar
 
 
 def test_cohorts_and_trends_link_to_the_buyers_of_a_month(owner_client, shop):
@@ -116,6 +125,11 @@ def test_broken_custom_dates_get_a_message_on_the_field(owner_client, today):
     assert 'aria-invalid="true"' in page and "Enter a date as YYYY-MM-DD." in page
     page = owner_client.get("/dashboard?period=custom&from=2026-03-01&to=2026-02-01").get_data(as_text=True)
     assert "The end must not be before the start." in page
+    for far in ("0001-01-01", "9999-12-31"):  # no overflow in the period before, or in the zone
+        assert owner_client.get(f"/dashboard?period=custom&from={far}&to={far}").status_code == 200
+        for name in PANELS:
+            assert owner_client.get(f"/dashboard/panels/{name}?period=custom&from={far}&to={far}",
+                                    headers=HX).status_code == 200
     assert owner_client.get("/dashboard/panels/sales?period=custom&from=x&to=y", headers=HX).status_code == 200
 
 

@@ -124,20 +124,23 @@ def test_the_base_today_against_an_estimate_before_the_first_rebuild(base):
     result = metrics.base(month)
     assert result.as_of == TODAY
     counts = {key: compare.value for key, compare in result.counts.items()}
-    assert counts == {"customers": 5, "active": 2, "lapsing": 0, "lapsed": 1, "in_reactivation": 1, "inactive": 1}
-    assert result.shares["lapsed"].value == pytest.approx(0.2)
+    # Among the buyers: Dan (a cancelled order only) and Eve (no order) are leads, not counted.
+    assert counts == {"buyers": 3, "active": 2, "lapsing": 0, "lapsed": 1, "in_sequence": 0, "responded": 0,
+                      "inactive": 0}
+    assert result.shares["lapsed"].value == pytest.approx(1 / 3)
     # 5 February, worked out from the orders: Carol (December) and Alice (1 February) had bought;
     # Carol's last order was 52 days before, past lapsing (30), not lapsed (60).
     assert result.previous_as_of == date(2026, 2, 5) and result.estimated
     previous = {key: compare.previous for key, compare in result.counts.items()}
-    assert previous == {"customers": 2, "active": 1, "lapsing": 1, "lapsed": 0, "in_reactivation": 0, "inactive": 0}
+    assert previous == {"buyers": 2, "active": 1, "lapsing": 1, "lapsed": 0, "in_sequence": 0, "responded": 0,
+                        "inactive": 0}
     assert (result.new.value, result.new.previous) == (0, 1)
 
 
 def test_a_real_night_replaces_the_estimate(base):
     summaries.build(date(2026, 3, 6))  # the next night
     assert not db.session.get(BaseDay, TODAY).estimated
-    assert db.session.get(BaseDay, date(2026, 3, 6)).customers == 5
+    assert db.session.get(BaseDay, date(2026, 3, 6)).buyers == 3
 
 
 def test_cohorts_follow_first_buyers_month_by_month(base):
@@ -156,7 +159,7 @@ def test_monthly_trends(base):
     assert (february.orders, february.revenue, february.new, february.returning) == (4, 55000, 2, 1)
     assert (march.orders, march.revenue, march.new, march.returning) == (2, 35000, 0, 2)
     assert months[date(2025, 12, 1)].new == 1
-    assert march.lapsed_share == pytest.approx(0.2) and not march.estimated
+    assert march.lapsed_share == pytest.approx(1 / 3) and not march.estimated
     assert february.estimated and february.lapsed_share == 0.0  # on 28 Feb nobody had gone 60 days without buying
 
 
@@ -168,8 +171,8 @@ def test_an_empty_base_gives_zeros_not_errors(app):
         assert sales.totals.orders == 0 and sales.totals.average_check is None
         assert sales.ltv == [0] * 11
         base = metrics.base(month)
-        assert base.counts["customers"].value == 0 and base.shares["lapsed"].value is None
-        assert base.counts["customers"].change is None
+        assert base.counts["buyers"].value == 0 and base.shares["lapsed"].value is None
+        assert base.counts["buyers"].change is None
         assert all(row.size == 0 for row in metrics.cohorts(TODAY))
         assert all(row.orders == 0 for row in metrics.trends(TODAY))
 
@@ -198,3 +201,49 @@ def test_sqlite_days_follow_the_zone_across_its_changes(make_app, zone):
             stored = moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it on SQLite
             got = db.session.scalar(text(f"SELECT {expression}"), {"at": stored})  # noqa: S608
             assert got == moment.astimezone(tz).date().isoformat(), (zone, moment)
+
+
+def test_same_day_repeat_orders_count_one_buyer(app):
+    """Two orders of one customer on one day: two orders, one buyer, one new customer; the second
+    order is a repeat purchase but never anyone's first in a period."""
+    with app.app_context():
+        zoe = customer("Zoe")
+        order(zoe, utc(2026, 2, 3, 9), "10.00")
+        order(zoe, utc(2026, 2, 3, 18), "30.00")
+        order(zoe, utc(2026, 2, 9, 9), "20.00")
+        summaries.build(TODAY)
+        whole = summaries.totals(date(2026, 2, 1), date(2026, 2, 28))
+        assert (whole.orders, whole.new, whole.buyers, whole.returning) == (3, 1, 1, 0)
+        assert whole.repeat_share == pytest.approx(2 / 3)
+        later = summaries.totals(date(2026, 2, 4), date(2026, 2, 28))  # only the 9th: a returning buyer
+        assert (later.orders, later.new, later.buyers, later.returning) == (1, 0, 1, 1)
+
+
+def test_a_missed_night_is_not_filled_with_an_estimate(app):
+    """Estimates only go before the first recorded night; a night the worker missed stays a gap, and
+    the panels read the last real night before it."""
+    with app.app_context():
+        order(customer("Zoe"), utc(2025, 6, 1, 9), "10.00")
+        summaries.build(date(2026, 3, 1))
+        summaries.build(date(2026, 3, 5))  # 2, 3 and 4 March were never recorded
+        days = {row.day: row.estimated for row in db.session.scalars(db.select(BaseDay))}
+        assert days[date(2026, 2, 28)] is True and days[date(2026, 3, 1)] is False
+        assert date(2026, 3, 3) not in days and days[date(2026, 3, 5)] is False
+        assert metrics.base(Period("custom", date(2026, 3, 3), date(2026, 3, 3))).as_of == date(2026, 3, 1)
+
+
+def test_estimated_and_real_nights_count_the_same_people(base):
+    """Both count the buyers (leads leave no trace in the past): the shares compare like with like."""
+    row = db.session.get(BaseDay, TODAY)
+    assert (row.customers, row.buyers) == (5, 3)  # Dan (a cancelled order) and Eve (none) are leads
+    assert row.active + row.lapsing + row.lapsed + row.in_sequence + row.responded + row.inactive == row.buyers
+
+
+def test_a_leap_year_month_and_far_dates():
+    assert Period("month", date(2028, 3, 1), date(2028, 3, 30)).previous() == \
+        Period("month", date(2028, 2, 1), date(2028, 2, 29))
+    from werkzeug.datastructures import MultiDict
+
+    for far in ("0001-01-01", "9999-12-31", "1899-12-31"):
+        period, errors = periods.parse(MultiDict({"period": "custom", "from": far, "to": far}), TODAY)
+        assert errors and period.key == periods.DEFAULT

@@ -56,15 +56,16 @@ class SegmentSalesDay(db.Model):
 
 
 class BaseDay(db.Model):
-    """The base as the rebuild left it on `day`: customers per status. One row per night; rows
-    marked `estimated` were worked out from the orders alone for days before the first rebuild
-    (the business type's lapsing and lapsed thresholds, no sequences or inactive list)."""
+    """The base as the rebuild left it on `day`: the buyers (customers with a paid order) per status,
+    and everyone. One row per night; rows marked `estimated` were worked out from the orders alone
+    for days before the first recorded night (the business type's lapsing and lapsed thresholds, no
+    sequences or inactive list; `customers` there is the buyers, as leads leave no trace)."""
 
     __tablename__ = "base_days"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    customers: Mapped[int] = mapped_column(Integer, default=0)
-    buyers: Mapped[int] = mapped_column(Integer, default=0)  # with at least one paid order
+    customers: Mapped[int] = mapped_column(Integer, default=0)  # everyone, leads without orders too
+    buyers: Mapped[int] = mapped_column(Integer, default=0)  # with at least one paid order; the statuses add up to it
     active: Mapped[int] = mapped_column(Integer, default=0)
     lapsing: Mapped[int] = mapped_column(Integer, default=0)
     lapsed: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
-from flask_babel import format_date, format_datetime, format_number, format_percent, get_locale
+from flask_babel import format_date, format_datetime, format_number, get_locale
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
@@ -20,6 +20,7 @@ def register_web(app: Flask) -> None:
         callbacks,
         customers,
         dashboard,
+        formatting,
         funnel,
         health,
         imports,
@@ -45,7 +46,7 @@ def register_web(app: Flask) -> None:
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.jinja_env.filters.update(date=format_date, datetime=format_datetime, money=_money, number=format_number,
-                                 phone=_phone, percent=_percent)
+                                 phone=_phone, percent=formatting.percent)
 
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _error_page)
@@ -80,13 +81,6 @@ def _has_endpoint(endpoint: str) -> bool:
     from flask import current_app
 
     return endpoint in current_app.view_functions
-
-
-def _percent(share: float | None, signed: bool = False) -> str:
-    """A share (0.125) as a percentage in the user's locale ("12.5%"); `signed` for changes."""
-    if share is None:
-        return ""
-    return format_percent(share, "+#,##0.#%;-#,##0.#%" if signed else "#,##0.#%")
 
 
 def _template_globals() -> dict:

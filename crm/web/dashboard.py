@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import format_date, format_decimal, format_percent
+from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from crm import callbacks, campaigns, charts, clock, metrics, periods, rfm, settings, summaries
+from crm import callbacks, campaigns, charts, clock, figures, metrics, periods, rfm, settings, summaries
 from crm.web import partials
 from crm.web.customer_forms import OUTCOME_LABELS
-from crm.web.formatting import short_money
+from crm.web.formatting import percent, short_money
 from crm.web.segments import BEHAVIOUR_LABELS, grid_context
 
 bp = Blueprint("dashboard", __name__)
@@ -87,8 +87,12 @@ def _sales(period, today) -> dict:
     categories = [f"{money(width * n)}–{money(width * (n + 1))}" for n in range(len(sales.ltv) - 1)]
     if sales.ltv:
         categories.append(_("%(amount)s and more", amount=money(width * (len(sales.ltv) - 1))))
-    hrefs = [_customers(spend_from=_major(width * n), spend_to=_major(width * (n + 1)) if n < len(sales.ltv) - 1
-                        else None) for n in range(len(sales.ltv))]
+    # A bucket is [n·width, (n+1)·width); the list's spend filter includes both ends, so it stops a
+    # minor unit short of the next bucket.
+    currency = current_app.config["TEAM_CURRENCY"]
+    hrefs = [_customers(orders_from=1, spend_from=figures.major_units(width * n, currency),
+                        spend_to=figures.major_units(width * (n + 1) - 1, currency) if n < len(sales.ltv) - 1 else None)
+             for n in range(len(sales.ltv))]
     edges = [short_money(width * n) for n in range(len(sales.ltv))]
     axis = [f"{edges[n]}–{edges[n + 1]}" for n in range(len(sales.ltv) - 1)] + [f"{edges[-1]}+"] if sales.ltv else []
     ltv = charts.columns(_("Customers by lifetime value"), categories, [_("Customers")], [sales.ltv],
@@ -133,7 +137,7 @@ def _trends(period, today) -> dict:
                                  [_("New customers"), _("Returning customers")],
                                  [[m.new for m in months], [m.returning for m in months]], _count, bought),
         "lapsed": charts.lines(_("Lapsed share by month"), names, [_("Lapsed share")],
-                               [[m.lapsed_share for m in months]], _percent),
+                               [[m.lapsed_share for m in months]], percent),
         "estimated": any(m.estimated for m in months),
     }
 
@@ -148,14 +152,6 @@ def money(minor: int) -> str:
 
 def _count(value: float) -> str:
     return format_decimal(value, "#,##0.#")
-
-
-def _percent(value: float) -> str:
-    return format_percent(value, "#,##0.#%")
-
-
-def _major(minor: int) -> str:
-    return f"{minor / 100:.2f}"
 
 
 def _customers(**args) -> str:

@@ -11,7 +11,7 @@ from babel.dates import format_date as babel_date
 from babel.numbers import format_compact_currency, get_currency_precision
 from babel.numbers import format_currency as babel_currency
 from flask import current_app
-from flask_babel import get_locale
+from flask_babel import format_percent, get_locale
 
 from crm.contacts import display_phone
 
@@ -36,6 +36,13 @@ def local_date(moment: datetime, tz: str) -> date:
     """Return the calendar date of a stored (UTC) moment where the team is."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(ZoneInfo(tz)).date()
+
+
+def percent(share: float | None, signed: bool = False) -> str:
+    """A share (0.125) as a percentage in the user's locale ("12.5%"); `signed` for changes."""
+    if share is None:
+        return ""
+    return format_percent(share, "+#,##0.#%;-#,##0.#%" if signed else "#,##0.#%")
 
 
 def short_money(minor: int) -> str:

@@ -4,9 +4,10 @@ came back, revenue, moved to inactive, the lift over the holdout and the cost), 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, stream_with_context
-from flask_babel import format_decimal, format_percent
+from flask_babel import format_decimal
 
 from crm import campaigns, channels, exports
+from crm.web import formatting
 from crm.web.access import owner_only
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -17,15 +18,11 @@ def _points(value: float | None) -> str | None:
     return format_decimal(value, format="+#,##0.0;-#,##0.0") if value is not None else None
 
 
-def _percent(value: float | None) -> str:
-    return format_percent(value, format="#,##0.0%") if value is not None else ""
-
-
 @bp.get("/campaigns", endpoint="campaigns")
 def campaign_report():
     """Show the campaign report: a table per sequence with its steps beneath."""
     report = campaigns.report()
-    return render_template("reports/campaigns.html", report=report, points=_points, percent=_percent,
+    return render_template("reports/campaigns.html", report=report, points=_points, percent=formatting.percent,
                            channel_labels=channels.LABELS,
                            uncosted=", ".join(str(channels.LABELS[channel]) for channel in report.uncosted))
 
