@@ -10,7 +10,7 @@ sequence's own page uses too).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from crm import clock, sequences, settings
 from crm.extensions import db
 from crm.figures import major_units as money
-from crm.models import Customer, Enrolment, EnrolmentState, Sequence, Status
+from crm.models import Customer, Enrolment, EnrolmentState, ReactivationDay, Sequence, Status
 from crm.settings import CHANNELS, Messaging
 
 
@@ -180,18 +180,39 @@ class PeriodTotals:
 def period_totals(start: datetime, end: datetime) -> PeriodTotals:
     """Reactivation across every sequence for the enrolments made within [start, end) (aware
     instants), and who was moved to the inactive list within it: two queries, read through the
-    enrolled_at and (status, inactive_since) indexes."""
+    enrolled_at and (status, inactive_since) indexes. Exact to the moment; the dashboard reads the
+    nightly summary instead (`summarised_totals`), as a month of enrolments is many lookups."""
     start, end = clock.as_utc(start), clock.as_utc(end)
+    rows = sequences.enrolment_outcomes(Enrolment.enrolled_at >= start, Enrolment.enrolled_at < end)
+    return _tally([(row.state, row.returned, row.count, row.revenue) for row in rows], _moved(start, end))
+
+
+def summarised_totals(first: date, last: date, start: datetime, end: datetime) -> PeriodTotals:
+    """The same for the enrolments of the team's days [first, last], from the summary the nightly
+    rebuild keeps (crm.summaries); moves to the inactive list within [start, end) are counted live."""
+    rows = db.session.execute(select(ReactivationDay.state, ReactivationDay.returned,
+                                     func.sum(ReactivationDay.enrolments), func.sum(ReactivationDay.revenue))
+                              .where(ReactivationDay.day >= first, ReactivationDay.day <= last)
+                              .group_by(ReactivationDay.state, ReactivationDay.returned)).all()
+    return _tally([(EnrolmentState(state), returned, count, revenue) for state, returned, count, revenue in rows],
+                  _moved(clock.as_utc(start), clock.as_utc(end)))
+
+
+def _tally(rows, moved: int) -> PeriodTotals:
+    """Rows of (state, returned, count, revenue) into the period's totals."""
     totals = dict.fromkeys(("enrolled", "held_out", "responded", "returned", "returned_revenue", "held_returned"), 0)
-    for row in sequences.enrolment_outcomes(Enrolment.enrolled_at >= start, Enrolment.enrolled_at < end):
-        holdout = row.state is EnrolmentState.HOLDOUT
-        totals["held_out" if holdout else "enrolled"] += row.count
-        totals["responded"] += row.count if row.state is EnrolmentState.RESPONDED else 0
-        if row.returned and holdout:
-            totals["held_returned"] += row.count
-        elif row.returned:
-            totals["returned"] += row.count
-            totals["returned_revenue"] += int(row.revenue or 0)
-    moved = db.session.scalar(select(func.count()).select_from(Customer).where(
-        Customer.status == Status.INACTIVE, Customer.inactive_since >= start, Customer.inactive_since < end))
-    return PeriodTotals(**totals, moved_to_inactive=moved or 0)
+    for state, returned, count, revenue in rows:
+        holdout = state is EnrolmentState.HOLDOUT
+        totals["held_out" if holdout else "enrolled"] += count
+        totals["responded"] += count if state is EnrolmentState.RESPONDED else 0
+        if returned and holdout:
+            totals["held_returned"] += count
+        elif returned:
+            totals["returned"] += count
+            totals["returned_revenue"] += int(revenue or 0)
+    return PeriodTotals(**totals, moved_to_inactive=moved)
+
+
+def _moved(start: datetime, end: datetime) -> int:
+    return db.session.scalar(select(func.count()).select_from(Customer).where(
+        Customer.status == Status.INACTIVE, Customer.inactive_since >= start, Customer.inactive_since < end)) or 0

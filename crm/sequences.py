@@ -336,18 +336,21 @@ def figures_of(chosen: list[Sequence]) -> dict[int, Figures]:
     return results
 
 
-def enrolment_outcomes(*conditions, by_step: bool = False) -> list:
+def enrolment_outcomes(*conditions, by_step: bool = False, by=None) -> list:
     """Enrolments (those meeting the conditions) counted by sequence, state, whether they came back
     (a paid order within the sequence's return_days of enrolment) and, with `by_step`, the step to
     credit: the last one whose message was delivered before the enrolment ended, for those who
     answered or came back (None when no message had reached them). Rows of (sequence_id, state,
-    returned, step, count, revenue), in one query however many enrolments."""
+    returned, step, count, revenue), in one query however many enrolments; with `by` (a column
+    expression over the enrolment, e.g. its day) a `bucket` column too, grouped by."""
     revenue = select(func.sum(Order.amount)).where(
         Order.customer_id == Enrolment.customer_id, Order.status == OrderStatus.PAID,
         Order.placed_at >= Enrolment.enrolled_at, _before_return_deadline()).scalar_subquery()
     # Materialized: a subquery flattened into the grouping would run each correlated lookup once per
     # place it is named (returned, revenue, the grouping), not once per enrolment.
-    each = (select(Enrolment.id, Enrolment.sequence_id, Enrolment.state, Enrolment.ended_at, revenue.label("revenue"))
+    bucket = (by if by is not None else null()).label("bucket")
+    each = (select(Enrolment.id, Enrolment.sequence_id, Enrolment.state, Enrolment.ended_at, revenue.label("revenue"),
+                   bucket)
             .join(Sequence, Sequence.id == Enrolment.sequence_id).where(*conditions)
             .cte("each_enrolment").prefix_with("MATERIALIZED"))
     returned = each.c.revenue.is_not(None)
@@ -363,11 +366,11 @@ def enrolment_outcomes(*conditions, by_step: bool = False) -> list:
     else:
         step = null()
     tagged = (select(each.c.sequence_id, each.c.state, returned.label("returned"), step.label("step"),
-                     each.c.revenue).cte("tagged_enrolment").prefix_with("MATERIALIZED"))
+                     each.c.revenue, each.c.bucket).cte("tagged_enrolment").prefix_with("MATERIALIZED"))
     return db.session.execute(
-        select(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step, func.count().label("count"),
-               func.sum(tagged.c.revenue).label("revenue"))
-        .group_by(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step)).all()
+        select(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step, tagged.c.bucket,
+               func.count().label("count"), func.sum(tagged.c.revenue).label("revenue"))
+        .group_by(tagged.c.sequence_id, tagged.c.state, tagged.c.returned, tagged.c.step, tagged.c.bucket)).all()
 
 
 def _before_return_deadline():

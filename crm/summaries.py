@@ -20,15 +20,17 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Date, cast, delete, func, insert, literal_column, select, text
 
-from crm import figures, settings
+from crm import figures, sequences, settings
 from crm.extensions import db, upsert_insert
 from crm.models import (
     BaseDay,
     CohortMonth,
     Customer,
+    Enrolment,
     OrderStatus,
+    ReactivationDay,
     RepeatDay,
     SalesDay,
     SegmentSalesDay,
@@ -62,8 +64,8 @@ class Report:
 def build(today: date) -> Report:
     """Rebuild every summary as of the team's `today` (the caller commits)."""
     started, steps = time.monotonic(), {}
-    for name, work in (("sales", _sales), ("segments", _segment_sales), ("base", lambda: _base(today)),
-                       ("ltv", lambda: _ltv(today))):
+    for name, work in (("sales", _sales), ("segments", _segment_sales), ("reactivation", _reactivation),
+                       ("base", lambda: _base(today)), ("ltv", lambda: _ltv(today))):
         began = time.monotonic()
         work()
         steps[name] = round(time.monotonic() - began, 2)
@@ -211,6 +213,24 @@ def _segment_sales() -> None:
         SELECT o.day, c.rfm, c.behaviour, COUNT(*), SUM(o.amount)
         FROM ({_paid_days()}) AS o JOIN customers AS c ON c.id = o.customer_id
         GROUP BY o.day, c.rfm, c.behaviour"""), _params())  # noqa: S608
+
+
+def local_day(column):
+    """The team's calendar day of a UTC column, as an SQLAlchemy expression (see local_day_sql)."""
+    if db.engine.dialect.name == "postgresql":
+        return cast(func.timezone(current_app.config["TEAM_TIMEZONE"], column), Date)
+    return literal_column(local_day_sql(f"{column.table.name}.{column.name}"))
+
+
+def _reactivation() -> None:
+    """Enrolment outcomes per day of enrolment (crm.sequences decides who came back)."""
+    db.session.execute(delete(ReactivationDay))
+    rows = [{"day": row.bucket if isinstance(row.bucket, date) else date.fromisoformat(row.bucket),
+             "state": row.state.value, "returned": bool(row.returned), "enrolments": row.count,
+             "revenue": int(row.revenue or 0)}
+            for row in sequences.enrolment_outcomes(by=local_day(Enrolment.enrolled_at))]
+    if rows:
+        db.session.execute(insert(ReactivationDay), rows)
 
 
 def _base(today: date) -> None:

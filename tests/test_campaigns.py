@@ -252,6 +252,17 @@ def test_the_report_and_period_totals_agree_on_postgresql(pg_app, pg_ctx):
     totals = campaigns.period_totals(T0, T0 + DAY)
     assert (totals.enrolled, totals.held_out, totals.returned, totals.returned_revenue) == (7, 3, 3, 35_000)
     assert campaigns.period_totals(T0 - DAY, T0) == campaigns.PeriodTotals()
+    assert _summarised(T0.date()) == totals
+
+
+def _summarised(day):
+    """The dashboard's reading of one team day, from the summary the nightly rebuild keeps."""
+    from crm import summaries
+    from crm.periods import Period
+
+    summaries.build(day)
+    start, end = Period("custom", day, day).bounds()
+    return campaigns.summarised_totals(day, day, start, end)
 
 
 # --- period totals and call-back outcomes ------------------------------------------------------------------
@@ -264,6 +275,9 @@ def test_period_totals_count_the_enrolments_of_the_window(app, ctx, owner):
     assert totals.lift_pp == pytest.approx(3 / 7 * 100 - 1 / 3 * 100)
     assert campaigns.period_totals(T0 + DAY, T0 + 2 * DAY) == campaigns.PeriodTotals()
     assert campaigns.PeriodTotals().lift_pp is None
+    # The nightly summary the dashboard reads says the same for that day, and nothing for the next.
+    assert _summarised(T0.date()) == totals
+    assert _summarised((T0 + DAY).date()) == campaigns.PeriodTotals()
 
 
 def test_period_totals_window_edges_are_half_open(app, ctx, owner):

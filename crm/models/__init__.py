@@ -31,7 +31,7 @@ from crm.models.sequence import (
     StepChannel,
     Trigger,
 )
-from crm.models.summary import BaseDay, CohortMonth, RepeatDay, SalesDay, SegmentSalesDay
+from crm.models.summary import BaseDay, CohortMonth, ReactivationDay, RepeatDay, SalesDay, SegmentSalesDay
 from crm.models.user import Role, User
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "MessageState",
     "Order",
     "OrderStatus",
+    "ReactivationDay",
     "RepeatDay",
     "RfmCell",
     "Role",

@@ -84,3 +84,19 @@ class CohortMonth(db.Model):
     cohort: Mapped[date] = mapped_column(Date, primary_key=True)
     month_offset: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     customers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReactivationDay(db.Model):
+    """Enrolments made on `day` (team calendar) by how they stand: state (held out, responded, ...)
+    and whether the customer came back (a paid order within the sequence's return window), with
+    that revenue. The dashboard's reactivation figures for a period sum these rows."""
+
+    __tablename__ = "reactivation_days"
+    __table_args__ = (Index("ix_reactivation_days_day", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20))
+    returned: Mapped[bool] = mapped_column()
+    enrolments: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)  # of the returned, minor units

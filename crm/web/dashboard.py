@@ -102,9 +102,10 @@ def _sales(period, today) -> dict:
 
 def _reactivation(period, today) -> dict:
     start, end = period.bounds()
-    before_start, before_end = period.previous().bounds()
-    return {"totals": campaigns.period_totals(start, end), "totals_before": campaigns.period_totals(before_start,
-                                                                                                     before_end),
+    before = period.previous()
+    before_start, before_end = before.bounds()
+    return {"totals": campaigns.summarised_totals(period.start, period.end, start, end),
+            "totals_before": campaigns.summarised_totals(before.start, before.end, before_start, before_end),
             "outcomes": callbacks.callback_outcomes(start, end),
             "outcomes_before": callbacks.callback_outcomes(before_start, before_end)}
 

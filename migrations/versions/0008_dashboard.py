@@ -1,5 +1,6 @@
 """Dashboard summaries: sales per day, repeat orders per day and previous-order day, sales per day
-by segment, the base per status per night, cohort retention by month; enrolments by date.
+by segment, enrolment outcomes per day, the base per status per night, cohort retention by month;
+enrolments by date.
 
 Revision ID: 0008
 Revises: 0007
@@ -47,6 +48,17 @@ def upgrade():
     )
     op.create_index('ix_segment_sales_days_day', 'segment_sales_days', ['day', 'rfm', 'behaviour', 'orders', 'revenue'])
     op.create_table(
+        'reactivation_days',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('state', sa.String(length=20), nullable=False),
+        sa.Column('returned', sa.Boolean(), nullable=False),
+        sa.Column('enrolments', sa.Integer(), nullable=False),
+        sa.Column('revenue', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_reactivation_days')),
+    )
+    op.create_index('ix_reactivation_days_day', 'reactivation_days', ['day'])
+    op.create_table(
         'base_days',
         sa.Column('day', sa.Date(), nullable=False),
         sa.Column('customers', sa.Integer(), nullable=False),
@@ -73,6 +85,8 @@ def downgrade():
     op.drop_index('ix_enrolments_enrolled_at', table_name='enrolments')
     op.drop_table('cohort_months')
     op.drop_table('base_days')
+    op.drop_index('ix_reactivation_days_day', table_name='reactivation_days')
+    op.drop_table('reactivation_days')
     op.drop_index('ix_segment_sales_days_day', table_name='segment_sales_days')
     op.drop_table('segment_sales_days')
     op.drop_index('ix_repeat_days_day_prev', table_name='repeat_days')
