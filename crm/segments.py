@@ -470,9 +470,5 @@ def rebuild(config: Segmentation | None = None, today: date | None = None,
 
 def last_rebuild() -> dict:
     """What the last rebuild recorded (finished_at, seconds, changed, bounds), or {} before the first."""
-    row = db.session.get(TeamSetting, REBUILD_KEY)
-    last = dict(row.value) if row else {}
-    if "finished_at" in last:
-        last["finished_at"] = datetime.fromisoformat(last["finished_at"])
-    return last
+    return settings.record(REBUILD_KEY, "finished_at")
 

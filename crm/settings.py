@@ -10,6 +10,7 @@ factor below the lapsing one, a cap of zero calls a day).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 
 from flask import g
 from flask_babel import lazy_gettext as _l
@@ -174,6 +175,16 @@ def load(kind: type = Segmentation):
     if "fallback" in values:  # JSON keeps tuples as lists; frozen settings compare as tuples
         values["fallback"] = tuple(values["fallback"])
     return kind(**values)
+
+
+def record(key: str, stamp: str) -> dict:
+    """What a job wrote down under `key` (the last rebuild, the dashboard's summaries), with its
+    `stamp` field read back as a datetime; {} before the first time."""
+    row = db.session.get(TeamSetting, key)
+    value = dict(row.value) if row else {}
+    if stamp in value:
+        value[stamp] = datetime.fromisoformat(value[stamp])
+    return value
 
 
 def save(settings):

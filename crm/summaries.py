@@ -305,8 +305,4 @@ def _ltv(today: date) -> None:
 
 def state() -> dict:
     """When the summaries were built and the LTV distribution; {} before the first build."""
-    row = db.session.get(TeamSetting, KEY)
-    value = dict(row.value) if row else {}
-    if "built_at" in value:
-        value["built_at"] = datetime.fromisoformat(value["built_at"])
-    return value
+    return settings.record(KEY, "built_at")
