@@ -36,21 +36,21 @@ def _cost(attempted: dict[str, int], costs: dict[str, int]) -> int | None:
     return sum(count * costs.get(channel, 0) for channel, count in attempted.items())
 
 
-@dataclass
-class StepRow:
-    position: int  # 0: before any message (answered or came back before one reached them)
-    channel: str = ""  # as the step is set up: preferred, email, sms...
+@dataclass(kw_only=True)
+class Outcomes:
+    """What went out and what came of it, for a sequence or one of its steps."""
+
     sent: int = 0  # attempted: delivered + failed + uncertain
     delivered: int = 0
     failed: int = 0
     uncertain: int = 0
     clicked: int = 0
     skipped: int = 0
-    # Credited to the last step delivered before the enrolment ended.
+    # For a step: credited to the last step delivered before the enrolment ended.
     responded: int = 0
     returned: int = 0
     revenue: int = 0
-    moved_to_inactive: int = 0  # credited to the last step: the whole sequence went unanswered
+    moved_to_inactive: int = 0  # for a step: the last one (the whole sequence went unanswered)
     cost: int | None = None
 
     @property
@@ -58,37 +58,28 @@ class StepRow:
         return _per_returned(self.cost, self.returned)
 
 
-@dataclass
-class SequenceRow:
+@dataclass(kw_only=True)
+class StepRow(Outcomes):
+    position: int  # 0: before any message (answered or came back before one reached them)
+    channel: str = ""  # as the step is set up: preferred, email, sms...
+
+
+@dataclass(kw_only=True)
+class SequenceRow(Outcomes):
     id: int
     name: str
     paused: bool
     return_days: int
     enrolled: int = 0  # messaged (not held out)
     held_out: int = 0
-    sent: int = 0
-    delivered: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    clicked: int = 0
-    skipped: int = 0
-    responded: int = 0
-    returned: int = 0
-    revenue: int = 0
-    moved_to_inactive: int = 0
     held_returned: int = 0
     lift_pp: float | None = None  # percentage points over the holdout; None without one
-    cost: int | None = None
     steps: list[StepRow] = field(default_factory=list)
     before_first: StepRow | None = None  # present when someone answered before any message reached them
 
     @property
     def return_rate(self) -> float | None:
         return self.returned / self.enrolled if self.enrolled else None
-
-    @property
-    def cost_per_returned(self) -> int | None:
-        return _per_returned(self.cost, self.returned)
 
 
 @dataclass
