@@ -185,3 +185,42 @@ def test_every_panel_loads_in_a_real_browser(app, site, page, owner, shop):
     page.wait_for_url(f"{site}/customers?rfm=333")
     expect(page.get_by_text("Alice")).to_be_visible()
     assert page.problems == []
+
+
+def test_reactivation_panel_for_a_team_far_from_utc(make_app, monkeypatch):
+    """The campaign base of tests/test_campaigns.py, enrolled at 10:00 UTC on 2 March, is 2 March in
+    Vladivostok (20:00): the panel for that one day shows its enrolments, answers, returns and lift
+    from the nightly summary, and nothing for the day before. Call outcomes logged at 23:30 UTC on
+    1 March count for 2 March there."""
+    from datetime import timedelta
+
+    from crm.models import CallBack, CallReason, Role
+    from tests.conftest import make_user, sign_in
+    from tests.test_campaigns import T0, build_base
+
+    monkeypatch.setattr(clock, "team_today", lambda: date(2026, 3, 5))
+    app = make_app(TEAM_TIMEZONE="Asia/Vladivostok")
+    with app.app_context():
+        db.create_all()
+    user = make_user(app, "owner@example.com", Role.OWNER)
+    with app.app_context():
+        build_base(user)
+        person = customer("Called")
+        db.session.add(CallBack(customer_id=person.id, manager_id=user.id, due_at=T0 - timedelta(days=1),
+                                reason=CallReason.LAPSED, outcome="no_answer", done_at=utc(2026, 3, 1, 23, 30)))
+        db.session.commit()
+        summaries.build(date(2026, 3, 5))
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, user.email)
+    text = panel(client, "reactivation", "period=custom&from=2026-03-02&to=2026-03-02")
+
+    def figure(label: str) -> str:
+        return re.search(rf">{label}</a></dt>\s*<dd>\s*<strong>([^<]+)</strong>", text)[1].strip()
+
+    assert (figure("Enrolled"), figure("Responded"), figure("Returned")) == ("7", "3", "3")
+    assert "350.00" in figure("Revenue from returned customers")
+    assert "+9.5 pp" in text  # 3 of 7 against 1 of 3 held out: 42.9 % − 33.3 %
+    assert re.search(r"No answer</a></th>\s*<td class=\"num\">1 ", text)
+    earlier = panel(client, "reactivation", "period=custom&from=2026-03-01&to=2026-03-01")
+    assert re.search(r">Enrolled</a></dt>\s*<dd>\s*<strong>0</strong>", earlier)
