@@ -111,8 +111,7 @@ def finish_reason(row: Enrolment, now: datetime) -> str:
     last = db.session.scalar(select(Message.queued_at).where(Message.enrolment_id == row.id,
                                                              Message.state == MessageState.SENT)
                              .order_by(Message.queued_at.desc()).limit(1))
-    day = workdays.day_of(last or now).isoformat()
-    return f"no response to {row.sequence.name}: {row.sent} messages, last on {day}"
+    return inactive.no_response_reason(row.sequence.name, row.sent, workdays.day_of(last or now))
 
 
 def _advance(row: Enrolment, now: datetime, messaging: Messaging, configured: list[str], recent: dict[int, int],

@@ -7,9 +7,12 @@ active, with a note), or erase (personal data removed on request, anonymous orde
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask import current_app
+from flask_babel import format_date, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
@@ -38,6 +41,27 @@ HOW = {
     "unsubscribed": _l("Unsubscribed from every channel"),
 }
 PAGE_SIZE = 50
+# The reason the worker writes when a sequence goes unanswered: one fixed form (the worker has no
+# reader's language), put into the reader's language when shown (`describe`).
+_NO_RESPONSE = re.compile(r"no response to (?P<name>.*): (?P<n>\d+) messages, last on (?P<day>\d{4}-\d{2}-\d{2})",
+                          re.DOTALL)
+
+
+def no_response_reason(sequence_name: str, messages: int, last_day: date) -> str:
+    return f"no response to {sequence_name}: {messages} messages, last on {last_day.isoformat()}"
+
+
+def describe(how: str | None, reason: str | None) -> str:
+    """The reason a customer is on the list, in the reader's language where it came from the app
+    (a person's own words stay as they were typed)."""
+    found = _NO_RESPONSE.fullmatch(reason or "") if how == "no_response" else None
+    if found:
+        return ngettext("No response to “%(name)s”: %(num)s message, the last on %(day)s",
+                        "No response to “%(name)s”: %(num)s messages, the last on %(day)s", int(found["n"]),
+                        name=found["name"], day=format_date(date.fromisoformat(found["day"])))
+    if how in ("bounces", "unsubscribed"):
+        return str(HOW[how])
+    return reason or ""
 
 
 def move(customer: Customer, how: str, reason: str, acting: User | None, now: datetime | None = None,
@@ -175,8 +199,10 @@ def export_rows(filters: Filters):
     """Rows for the owner's CSV export, streamed."""
     query = (_query(filters).order_by(Customer.inactive_since.desc(), Customer.id.desc())
              .options(selectinload(Customer.contacts)).execution_options(yield_per=1000))
+    currency = current_app.config["TEAM_CURRENCY"]
     for customer in db.session.scalars(query):
         since = figures.aware(customer.inactive_since) if customer.inactive_since else None
         yield [customer.id, customer.name, " ".join(c.value for c in customer.contacts),
                since.isoformat() if since else "", HOW.get(customer.inactive_how or "", ""),
-               customer.inactive_reason or "", customer.order_count, f"{customer.total_spent / 100:.2f}"]
+               describe(customer.inactive_how, customer.inactive_reason), customer.order_count,
+               figures.major_units(customer.total_spent, currency)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -334,3 +334,20 @@ def test_in_a_browser_restore_happens_in_the_row_and_the_total_follows(app, site
     assert page.evaluate("window.__same_document") is True
     assert [p for p in page.problems if "422" not in p] == []  # the refused note answers 422, by design
     assert _get(app, anna).status is not Status.INACTIVE
+
+
+def test_the_workers_reason_is_shown_in_the_readers_language(app, owner_client):
+    """The worker writes "no response to ..." in one fixed form; each reader sees it in their
+    language, and the CSV export too."""
+    from crm.models import User
+
+    reason = inactive.no_response_reason("Win back", 5, date(2024, 3, 1))
+    _inactive(app, "Anna Ivanova", how="no_response", reason=reason, days=3)
+    assert "No response to “Win back”: 5 messages, the last on Mar 1, 2024" in owner_client.get("/inactive").text
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.role == Role.OWNER))
+        owner.locale = "ru"
+        db.session.commit()
+    page = owner_client.get("/inactive").text
+    assert "Нет ответа на «Win back»: 5 сообщений, последнее 1 мар. 2024" in page
+    assert "Нет ответа на «Win back»" in owner_client.get("/inactive/export.csv").text

@@ -25,7 +25,7 @@ EXPORT_COLUMNS = ("id", "name", "contacts", "inactive_since", "how", "reason", "
 
 @bp.context_processor
 def _labels() -> dict:
-    return {"how_labels": inactive.HOW}
+    return {"how_labels": inactive.HOW, "describe": inactive.describe}
 
 
 
