@@ -94,3 +94,46 @@ def test_htmx_request_without_session_is_redirected_to_login(client):
     response = client.get("/customers", headers={"HX-Request": "true"})
     assert response.status_code == 302
     assert response.location.startswith("/login")
+
+
+def _digest() -> dict[str, int]:
+    """Every table's rows, hashed: what a GET must leave exactly as it found it."""
+    from sqlalchemy import select
+
+    from crm.extensions import db
+
+    return {table.name: hash(repr(db.session.execute(select(table).order_by(*table.primary_key.columns)).all()))
+            for table in db.metadata.sorted_tables}
+
+
+def test_no_get_changes_data_for_either_role(app):
+    """Every GET route, as an owner and as a manager, whole page and htmx fragment, on a seeded base:
+    the database is the same afterwards (GET is safe; writes go through POST with CSRF)."""
+    from crm import demo
+    from crm.extensions import db
+    from crm.models import Role
+    from tests.conftest import make_user
+
+    with app.app_context():
+        demo.seed(40, "en", seed=4)
+        db.session.commit()
+    people = [make_user(app, f"{role.value}-sweep@example.com", role) for role in (Role.OWNER, Role.MANAGER)]
+    gets = [(endpoint, url) for endpoint, method, url in _routes(app)
+            if method == "GET" and endpoint not in {"auth.logout", "public.click", "public.unsubscribe"}]
+    for person in people:
+        client = app.test_client()
+        assert sign_in(client, person.email).status_code == 302
+        with app.app_context():
+            before = _digest()
+            db.session.remove()
+        for endpoint, url in gets:
+            for headers in ({}, {"HX-Request": "true"}):
+                response = client.get(url, headers=headers)
+                response.get_data()  # a streamed export runs to its end
+                response.close()
+                assert response.status_code < 500, (endpoint, url, headers, response.status_code)
+        with app.app_context():
+            after = _digest()
+            db.session.remove()
+        changed = sorted(name for name in before if before[name] != after[name])
+        assert changed == [], (person.role, changed)
