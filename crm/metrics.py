@@ -79,15 +79,12 @@ def base(period: Period) -> Base:
             result.shares[key] = Compare(
                 _ratio(current[key], current["buyers"]) if now else None,
                 _ratio(previous[key], previous["buyers"]) if before else None)
-    result.new = Compare(_sales_totals(period).new, _sales_totals(period.previous()).new)
+    before = period.previous()
+    result.new = Compare(summaries.totals(period.start, period.end).new, summaries.totals(before.start, before.end).new)
     return result
 
 
 # --- sales ---------------------------------------------------------------------------------------
-
-def _sales_totals(period: Period) -> Totals:
-    return summaries.totals(period.start, period.end)
-
 
 @dataclass(frozen=True)
 class GroupSales:
@@ -132,11 +129,12 @@ def _group_rows(now: dict[str, list[int]], before: dict[str, list[int]]) -> list
 
 
 def sales(period: Period) -> Sales:
-    groups, classes = _segment_sales(period)
-    groups_before, classes_before = _segment_sales(period.previous())
+    before = period.previous()
+    (groups, classes), (groups_before, classes_before) = _segment_sales(period), _segment_sales(before)
     state = summaries.state()
-    return Sales(_sales_totals(period), _sales_totals(period.previous()), _group_rows(groups, groups_before),
-                 _group_rows(classes, classes_before), state.get("ltv_width", 0), state.get("ltv", []))
+    return Sales(summaries.totals(period.start, period.end), summaries.totals(before.start, before.end),
+                 _group_rows(groups, groups_before), _group_rows(classes, classes_before),
+                 state.get("ltv_width", 0), state.get("ltv", []))
 
 
 # --- cohorts -------------------------------------------------------------------------------------

@@ -112,7 +112,8 @@ class Enrolment(db.Model):
         Index("ix_enrolments_state_next_at", "state", "next_at"),
         Index("ix_enrolments_customer_state", "customer_id", "state"),
         Index("ix_enrolments_sequence_state", "sequence_id", "state"),
-        # The dashboard's reactivation totals read the enrolments of a period (crm.campaigns.period_totals).
+        # The enrolments of a period, to the moment (crm.campaigns.period_totals; the dashboard reads
+        # the nightly summary built from all of them instead).
         Index("ix_enrolments_enrolled_at", "enrolled_at"),
         # One running sequence per customer: two enrolments at once are refused by the database.
         Index("uq_enrolments_customer_active", "customer_id", unique=True,
