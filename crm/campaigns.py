@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
 
-from crm import clock, sequences, settings
+from crm import clock, sequences, settings, workdays
 from crm.extensions import db
 from crm.figures import major_units as money
 from crm.models import Customer, Enrolment, EnrolmentState, ReactivationDay, Sequence, Status
@@ -178,15 +178,16 @@ def period_totals(start: datetime, end: datetime) -> PeriodTotals:
     return _tally([(row.state, row.returned, row.count, row.revenue) for row in rows], _moved(start, end))
 
 
-def summarised_totals(first: date, last: date, start: datetime, end: datetime) -> PeriodTotals:
+def summarised_totals(first: date, last: date) -> PeriodTotals:
     """The same for the enrolments of the team's days [first, last], from the summary the nightly
-    rebuild keeps (crm.summaries); moves to the inactive list within [start, end) are counted live."""
+    rebuild keeps (crm.summaries); moves to the inactive list on those days are counted live."""
+    start, end = workdays.day_bounds(first)[0], workdays.day_bounds(last)[1]
     rows = db.session.execute(select(ReactivationDay.state, ReactivationDay.returned,
                                      func.sum(ReactivationDay.enrolments), func.sum(ReactivationDay.revenue))
                               .where(ReactivationDay.day >= first, ReactivationDay.day <= last)
                               .group_by(ReactivationDay.state, ReactivationDay.returned)).all()
     return _tally([(EnrolmentState(state), returned, count, revenue) for state, returned, count, revenue in rows],
-                  _moved(clock.as_utc(start), clock.as_utc(end)))
+                  _moved(start, end))
 
 
 def _tally(rows, moved: int) -> PeriodTotals:

@@ -69,8 +69,7 @@ def panel(name: str):
         abort(404)
     today = clock.team_today()
     period, errors = periods.parse(request.args, today)
-    context = {"period": period, "previous": period.previous(), "name": name, "args": period.args(),
-               **_PANEL_DATA[name](period, today)}
+    context = {"period": period, "name": name, **_PANEL_DATA[name](period, today)}
     if partials.wanted():
         return render_template(f"dashboard/_{name}.html", **context)
     return render_template("dashboard/index.html", errors=errors, panels=PANELS, presets=periods.PRESETS,
@@ -104,8 +103,8 @@ def _reactivation(period, today) -> dict:
     start, end = period.bounds()
     before = period.previous()
     before_start, before_end = before.bounds()
-    return {"totals": campaigns.summarised_totals(period.start, period.end, start, end),
-            "totals_before": campaigns.summarised_totals(before.start, before.end, before_start, before_end),
+    return {"totals": campaigns.summarised_totals(period.start, period.end),
+            "totals_before": campaigns.summarised_totals(before.start, before.end),
             "outcomes": callbacks.callback_outcomes(start, end),
             "outcomes_before": callbacks.callback_outcomes(before_start, before_end)}
 
