@@ -10,6 +10,8 @@ from __future__ import annotations
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from crm.ids import MAX_ID
+
 CLICK = "crm.click"
 UNSUBSCRIBE = "crm.unsubscribe"
 PATHS = {CLICK: "/l/", UNSUBSCRIBE: "/u/"}
@@ -34,4 +36,5 @@ def message_id(purpose: str, raw: str) -> int | None:
         value = _serializer(purpose).loads(raw)
     except BadSignature:
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    # Bounded like any id from outside: the database driver cannot even look up a wider one.
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None

@@ -161,6 +161,15 @@ def manager_client(app, manager):
     return client
 
 
+def db_digest() -> dict[str, int]:
+    """Every table's rows, hashed (inside an app context): what a refused or read-only request must
+    leave exactly as it found it."""
+    from sqlalchemy import select
+
+    return {table.name: hash(repr(db.session.execute(select(table).order_by(*table.primary_key.columns)).all()))
+            for table in db.metadata.sorted_tables}
+
+
 def page_token(client, path: str = "/account/") -> str:
     """Return the CSRF token of a signed-in page, as htmx would send it."""
     return csrf_from(client.get(path).get_data(as_text=True))

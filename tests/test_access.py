@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import sign_in
+from tests.conftest import db_digest, sign_in
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "api.post_orders", "api.openapi_json",
                     "public.click", "public.unsubscribe", "public.inbound"}
@@ -96,16 +96,6 @@ def test_htmx_request_without_session_is_redirected_to_login(client):
     assert response.location.startswith("/login")
 
 
-def _digest() -> dict[str, int]:
-    """Every table's rows, hashed: what a GET must leave exactly as it found it."""
-    from sqlalchemy import select
-
-    from crm.extensions import db
-
-    return {table.name: hash(repr(db.session.execute(select(table).order_by(*table.primary_key.columns)).all()))
-            for table in db.metadata.sorted_tables}
-
-
 def test_no_get_changes_data_for_either_role(app):
     """Every GET route, as an owner and as a manager, whole page and htmx fragment, on a seeded base:
     the database is the same afterwards (GET is safe; writes go through POST with CSRF)."""
@@ -124,7 +114,7 @@ def test_no_get_changes_data_for_either_role(app):
         client = app.test_client()
         assert sign_in(client, person.email).status_code == 302
         with app.app_context():
-            before = _digest()
+            before = db_digest()
             db.session.remove()
         for endpoint, url in gets:
             for headers in ({}, {"HX-Request": "true"}):
@@ -133,7 +123,7 @@ def test_no_get_changes_data_for_either_role(app):
                 response.close()
                 assert response.status_code < 500, (endpoint, url, headers, response.status_code)
         with app.app_context():
-            after = _digest()
+            after = db_digest()
             db.session.remove()
         changed = sorted(name for name in before if before[name] != after[name])
         assert changed == [], (person.role, changed)

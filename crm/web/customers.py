@@ -250,10 +250,10 @@ def _field_error(customer_id, spec, raw, version, message, status):
 @bp.get("/<int:customer_id>/header")
 def header(customer_id: int):
     """Return the card's header (refreshed after edits)."""
+    customer = _customer_or_404(customer_id)  # first: a missing customer is 404, not a redirect to one
     if not partials.wanted():
-        return redirect(url_for("customers.card", customer_id=customer_id))
-    return render_template("customers/_header.html", customer=_customer_or_404(customer_id),
-                           today=clock.team_today())
+        return redirect(url_for("customers.card", customer_id=customer.id))
+    return render_template("customers/_header.html", customer=customer, today=clock.team_today())
 
 
 @bp.get("/<int:customer_id>/timeline")

@@ -16,6 +16,16 @@ from crm.web.access import public
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)
 MAX_HOOK_BODY = 64 * 1024
+MAX_FORM_BODY = 16 * 1024  # the unsubscribe form posts a field or two
+
+
+@bp.before_request
+def _limit_body():
+    """Cap the body a public endpoint reads."""
+    # Anyone can post here, so cap what is read: Werkzeug answers 413 to a longer Content-Length
+    # and stops reading a chunked body (no length to check up front) at the cap. The hook's cap is
+    # one byte past its limit, so that a body over the limit can be told from one just at it.
+    request.max_content_length = MAX_HOOK_BODY + 1 if request.endpoint == "public.inbound" else MAX_FORM_BODY
 
 
 def _message(purpose: str, token: str) -> Message:
@@ -67,7 +77,7 @@ def inbound(channel: str):
         return _error(404, "Not found.")
     if not valid(channel, request.headers.get("X-Hook-Secret") or request.args.get("secret")):
         return _error(401, "A valid secret is required.")
-    if (request.content_length or 0) > MAX_HOOK_BODY:
+    if (request.content_length or 0) > MAX_HOOK_BODY or len(request.get_data()) > MAX_HOOK_BODY:
         return _error(413, "The body is too large.")
     data = request.get_json(silent=True) if request.is_json else request.form
     if not isinstance(data, dict):

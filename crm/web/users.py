@@ -88,6 +88,7 @@ def _update(user_id: int, change) -> tuple[str, int]:
 @owner_only
 def change_role(user_id: int):
     """Give a team member another role."""
+    _user_or_404(user_id)  # a missing user is 404 whatever the form says
     role = request.form.get("role", "")
     if role not in {r.value for r in Role}:
         abort(400)
