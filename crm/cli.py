@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from crm import accounts, delivery, demo, dispatch, imports
+from crm import accounts, delivery, demo, dispatch, imports, lapsed
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import ImportKind, Message, MessageState, Role
@@ -101,6 +101,7 @@ def import_csv(kind: str, file: Path, maps: tuple[str, ...], encoding: str | Non
     except Exception as error:
         raise click.ClickException(f"Import {run.id} failed after {run.processed_rows} rows ({error}); "
                                    "resume it from the imports page.") from error
+    lapsed.forget_exclusion_counts()
     click.echo(f"Import {run.id}: {run.processed_rows} rows; created {run.created}, updated {run.updated}, "
                f"unchanged {run.unchanged}, rows with errors {run.error_count}.")
     for error in run.errors[:20]:

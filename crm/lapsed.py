@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, exists, false, func, literal_column, not_, or
 
 from crm import callbacks, clock, customers, rfm, saved_segments, segments
 from crm.errors import FieldError
-from crm.extensions import db
+from crm.extensions import db, redis
 from crm.ids import MAX_ID, as_id
 from crm.models import (
     Behaviour,
@@ -36,6 +36,11 @@ from crm.models import (
 )
 
 PAGE_SIZE = 25
+# Counting who is left out reads the whole queue (seconds at a million customers): the counts are
+# kept a few minutes, not recounted after every action; an import or a rebuild, which can change
+# the whole queue, starts a new generation of them.
+EXCLUDED_SECONDS = 300
+EXCLUDED_GENERATION = "lapsed:excluded:generation"
 DISMISS_DAYS = (7, 30, 90)
 MAX_BULK = 500
 # Which contact a channel needs besides consent (a call or an SMS needs a phone number).
@@ -181,6 +186,24 @@ def exclusion_counts(filters: QueueFilters, today: date | None = None) -> dict[s
     result = {key: counts.get(key, 0) for key in EXCLUSIONS}
     result["included"] = counts.get(None, 0)
     return result
+
+
+def kept_exclusion_counts(filters: QueueFilters) -> dict[str, int]:
+    """`exclusion_counts`, kept for a few minutes per filter (or until `forget_exclusion_counts`)."""
+    generation = int(redis.connection.get(EXCLUDED_GENERATION) or 0)
+    key = f"lapsed:excluded:{generation}:" + "&".join(f"{k}={v}" for k, v in sorted(filters.to_args().items()))
+    cached = redis.connection.hgetall(key)
+    if cached:
+        return {k.decode(): int(v) for k, v in cached.items()}
+    counts = exclusion_counts(filters)
+    redis.connection.hset(key, mapping=counts)
+    redis.connection.expire(key, EXCLUDED_SECONDS)
+    return counts
+
+
+def forget_exclusion_counts() -> None:
+    """Count who is left out afresh at the next view (after an import or a rebuild)."""
+    redis.connection.incr(EXCLUDED_GENERATION)
 
 
 def sizes() -> dict[str, int]:

@@ -12,7 +12,7 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
 
-from crm import clock, delivery, dispatch, enrolment, imports, segments, stages, summaries
+from crm import clock, delivery, dispatch, enrolment, imports, lapsed, segments, stages, summaries
 from crm.extensions import db, redis
 from crm.models import Stage
 
@@ -29,6 +29,7 @@ def run_import(run_id: int) -> str:
     """Run a confirmed CSV import; run again, it continues after the rows already processed."""
     run = imports.execute(run_id, imports.Settings.from_config(current_app.config))
     db.session.commit()
+    lapsed.forget_exclusion_counts()  # the queues' "left out" line counts the imported customers
     return run.state.value if run else "missing"
 
 
@@ -50,8 +51,10 @@ def rebuild_segments() -> dict:
             progress("dashboard", 97)
             dashboard = summaries.build(clock.team_today())
             db.session.commit()
-        # The board keeps its columns' sums for a minute; cards just moved by the rebuild.
+        # The board keeps its columns' sums for a minute, the queues their "left out" counts a few:
+        # the rebuild has just moved cards and customers.
         stages.forget_totals(*db.session.scalars(select(Stage.id)))
+        lapsed.forget_exclusion_counts()
     except segments.RebuildRunning:
         return {"state": "busy"}
     return {"state": "done", "seconds": report.seconds, "changed": report.changed,

@@ -3,17 +3,17 @@ manager takes from there (call-back, reason for leaving, dismiss), through the d
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from crm import lapsed, workdays
+from crm import lapsed, tasks, workdays
 from crm.errors import FieldError
 from crm.extensions import db
 from crm.models import CallBack, Customer, Interaction, Kind, Lapse, LeaveReason, Status
 from tests.conftest import csrf_from
-from tests.factories import customer
+from tests.factories import customer, order
 
 TODAY = date(2026, 11, 23)
 
@@ -143,6 +143,28 @@ def test_queue_page_shows_names_as_text_and_counts_exclusions(app, manager_clien
     assert "1 to contact" in excluded.text and "Do not contact 1" in excluded.text
     partial = manager_client.get("/lapsed?lapse=lapsing", headers={"HX-Request": "true"})
     assert "<html" not in partial.text and "Nobody to bring back" in partial.text
+
+
+def test_left_out_counts_are_kept_a_while_and_counted_afresh_after_a_rebuild(app, manager_client):
+    def lapsed_buyer(name: str, **columns) -> None:
+        made = customer(name, emails=[f"{name.lower()}@example.org"], consents={"email": True}, **columns)
+        order(made, datetime.now(UTC) - timedelta(days=400))
+
+    def excluded() -> str:
+        return manager_client.get("/lapsed/excluded", headers={"HX-Request": "true"}).text
+
+    with app.app_context():
+        lapsed_buyer("Anna")
+        tasks.rebuild_segments()
+    assert "1 to contact" in excluded() and "Nobody left out" in excluded()
+    with app.app_context():
+        lapsed_buyer("Boris")
+        db.session.execute(update(Customer).where(Customer.name == "Boris").values(do_not_contact=True))
+        db.session.commit()
+    assert "Nobody left out" in excluded()  # kept: not recounted after every change
+    with app.app_context():
+        tasks.rebuild_segments()  # as the nightly run, "Rebuild now" and an import's job end
+    assert "1 to contact" in excluded() and "Do not contact 1" in excluded()
 
 
 def test_bulk_call_back_from_the_page(app, manager_client, manager):

@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from crm import accounts, clock, lapsed, rfm, saved_segments, settings
 from crm.errors import FieldError
-from crm.extensions import db, htmx, redis
+from crm.extensions import db, htmx
 from crm.figures import days_since
 from crm.models import Lapse, Role
 from crm.web import partials
@@ -17,10 +17,6 @@ from crm.web.forms import as_date
 from crm.web.segments import BEHAVIOUR_LABELS
 
 bp = Blueprint("lapsed", __name__, url_prefix="/lapsed")
-
-# Counting who is left out reads the whole queue (seconds at a million customers): the count is
-# kept a few minutes, not recounted after every action, and says so on the page.
-EXCLUDED_CACHE_SECONDS = 300
 
 
 def _context(filters: lapsed.QueueFilters, message: str | None = None) -> dict:
@@ -50,15 +46,7 @@ def index():
 @bp.get("/excluded")
 def excluded():
     """How many of this queue were left out, and why (loaded after the page; cached a few minutes)."""
-    filters = lapsed.QueueFilters.from_args(request.args)
-    key = "lapsed:excluded:" + "&".join(f"{k}={v}" for k, v in sorted(filters.to_args().items()))
-    cached = redis.connection.hgetall(key)
-    if cached:
-        counts = {k.decode(): int(v) for k, v in cached.items()}
-    else:
-        counts = lapsed.exclusion_counts(filters)
-        redis.connection.hset(key, mapping=counts)
-        redis.connection.expire(key, EXCLUDED_CACHE_SECONDS)
+    counts = lapsed.kept_exclusion_counts(lapsed.QueueFilters.from_args(request.args))
     return render_template("lapsed/_excluded.html", counts=counts, reasons=lapsed.EXCLUSIONS)
 
 
