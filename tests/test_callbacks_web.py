@@ -65,6 +65,19 @@ def test_an_outcome_swaps_the_row_and_the_progress_line_and_lands_on_the_timelin
                                                                    Interaction.kind == Kind.CALL)) == "responded"
 
 
+def test_logging_or_taking_back_a_call_reloads_the_calls_per_day_history(manager_client, calls):
+    page = manager_client.get("/callbacks").get_data(as_text=True)
+    assert 'hx-trigger="load, calls-counted from:body"' in page  # the history section listens
+    call = calls["Anna Ivanova"]
+    headers = _htmx(manager_client)
+    logged = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "no_answer"}, headers=headers)
+    assert logged.status_code == 200 and logged.headers["HX-Trigger"] == "calls-counted"
+    undone = manager_client.post(f"/callbacks/{call}/undo", headers=headers)
+    assert undone.status_code == 200 and undone.headers["HX-Trigger"] == "calls-counted"
+    refused = manager_client.post(f"/callbacks/{call}/outcome", data={"outcome": "bogus"}, headers=headers)
+    assert refused.status_code == 422 and "HX-Trigger" not in refused.headers  # nothing was counted
+
+
 def test_a_double_click_records_once_and_a_colleague_sees_it_was_just_handled(app, manager_client, owner_client,
                                                                               calls):
     call = calls["Anna Ivanova"]

@@ -88,8 +88,9 @@ def _callback_or_abort(callback_id: int) -> CallBack:
 
 
 def _row_response(callback: CallBack, status: int = 200, *, form: str | None = None, error: FieldError | None = None,
-                  message: str | None = None, values: dict | None = None):
-    """The row as it now stands, and the progress line out of band, or (no JavaScript) the page."""
+                  message: str | None = None, values: dict | None = None, counted: bool = False):
+    """The row as it now stands, and the progress line out of band, or (no JavaScript) the page.
+    `counted`: a call was logged or taken back, so the calls-per-day history under the queue reloads."""
     if not htmx:
         if message or error:
             flash(message or error.message, "error")
@@ -103,7 +104,8 @@ def _row_response(callback: CallBack, status: int = 200, *, form: str | None = N
     scope = _scope()
     return render_template("callbacks/_row_swap.html", row=callbacks.row_of(callback), form_kind=form,
                            error=error, message=message, values=values or {}, scope=scope,
-                           undo_until=_undo_until(callback), progress=_progress(scope)), status
+                           undo_until=_undo_until(callback), progress=_progress(scope)), status, \
+        {"HX-Trigger": "calls-counted"} if counted else {}
 
 
 def _undo_until(callback: CallBack) -> int | None:
@@ -154,7 +156,7 @@ def outcome(callback_id: int):
     except callbacks.Refused as refused:
         db.session.rollback()
         return _row_response(callback, 409, message=refused.message)
-    return _row_response(callback)
+    return _row_response(callback, counted=True)
 
 
 def _handled_message(callback: CallBack) -> str:
@@ -176,7 +178,7 @@ def undo(callback_id: int):
     except FieldError as error:
         db.session.rollback()
         return _row_response(callback, 409, message=error.message)
-    return _row_response(callback)
+    return _row_response(callback, counted=True)
 
 
 @bp.post("/<int:callback_id>/note")
