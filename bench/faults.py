@@ -1,26 +1,41 @@
 """Nothing lost, nothing doubled: sequence messages through real faults, counted at the receiving end.
 
-A due one-step sequence for N customers (email, consent given) goes out through the real worker
-(`python worker.py`, RQ on a real redis-server) to an SMTP sink on loopback, while this process plays
-the per-minute dispatcher (`crm.dispatch.run_due`, every second or so, which also repairs: it enqueues
-again what lost its job, and marks "uncertain" what a killed worker left "sending"). Meanwhile:
+A due sequence (email, consent given; three steps by default, the later ones due once the step
+before is out) goes out through the real worker (`python worker.py`, RQ on a real redis-server) to an
+SMTP sink on loopback, while this process plays the per-minute dispatcher twice over: its own loop and
+a second thread each call `crm.dispatch.run_due` every second or so (two schedulers at once; the
+worker's clock adds a third every minute). A pass also repairs: it enqueues again what lost its job,
+and marks "uncertain" what a killed worker left "sending". Meanwhile:
 
 - the worker (its work horse and scheduler too, as a dying host takes them) is killed with SIGKILL at
   random every few seconds and started again;
 - Redis is stopped and started on the same port once, and flushed (FLUSHALL) once;
-- the SMTP sink answers a random share of DATA commands with 451 (try again later).
+- PostgreSQL (with --postgres: a throwaway cluster of this script's own) is stopped cold and started
+  again once; dispatch passes and jobs that meet it fail and are tried again;
+- the SMTP sink answers a random share of DATA commands with 451 (try again later), drops a share of
+  connections before DATA (the message must be tried again) and a share right after the whole message
+  arrived, before its 250 (the message may have been taken: it must end "uncertain", never resent);
+- customers answer mid-run through the product's own paths (a click on the tracked link, a call a
+  manager logs as reached), and a manager moves others to the inactive list after a call: nothing may
+  reach them after that moment, except a message already "sending" then (the documented window).
 
-Passing failures back off for minutes (crm.delivery.BACKOFF); to keep the run short this script moves
-`not_before` of messages waiting for their next try into the past (the same as waiting it out).
+Passing failures back off for minutes (crm.delivery.BACKOFF) and later steps wait days; to keep the run
+short this script moves `not_before` of messages waiting for their next try, and `next_at` of
+enrolments whose previous step is out, into the past (the same as waiting it out).
 
 At the end, with every message row in a final state, it compares the rows with what the sink got,
 by Message-ID (`<crm-{enrolment}-{step}@host>`), and prints: expected, delivered once, duplicates,
-uncertain (with and without a mail at the sink), failed, lost, and the wall time:
+uncertain (with and without a mail at the sink), failed, lost, mails without a row, mails after an
+answer or the inactive list (inside / outside the window), the faults met, and the wall time; it exits
+0 only when nothing was lost or doubled, every mail without a 250 is flagged, and nobody got a mail
+after answering or being moved to inactive outside the window:
 
+    .venv/bin/python bench/faults.py --postgres           # 10,000 messages, PostgreSQL restarted once
     .venv/bin/python bench/faults.py                      # 10,000 messages, SQLite file
     .venv/bin/python bench/faults.py --messages 2000 --database-url postgresql://crm@127.0.0.1:5433/faults
 
-The harness (`Rig`, `Sink`, `tally`) is what tests/test_faults.py drives at a smaller size.
+The harness (`Rig`, `Sink`, `PostgresCluster`, `run`, `tally`) is what tests/test_faults.py drives at a
+smaller size.
 """
 
 from __future__ import annotations
@@ -28,9 +43,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email
+import math
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +57,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,11 +69,13 @@ os.environ.setdefault("APP_ENV", "testing")  # before the app is imported, as te
 import psutil
 from aiosmtpd.controller import Controller
 from redis import Redis
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
-from crm import clock, create_app, dispatch, enrolment, sequences, settings
+from crm import callbacks, clock, create_app, customers, dispatch, enrolment, responses, sequences, settings, workdays
 from crm.extensions import db
 from crm.models import (
+    CallBack,
     Channel,
     Consent,
     Contact,
@@ -70,18 +89,27 @@ from crm.models import (
     StepChannel,
     User,
 )
+from tests import servers
 from tests.runtime import host_env
 from tests.servers import free_port, wait_for_port
 from tests.sinks import Mail, SmtpSink
 
 MESSAGE_ID = re.compile(r"<crm-(\d+)-(\d+)@")
+UNFINISHED = (MessageState.QUEUED, MessageState.SENDING)
 
 
 # --- the receiving end ---------------------------------------------------------------------------
 
+def key_of(mail: Mail) -> tuple[int, int] | None:
+    """(enrolment id, step) from a mail's Message-ID; None for a mail the CRM did not make."""
+    match = MESSAGE_ID.search(mail.message_id or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
 class _Handler:
-    """tests.sinks' SMTP handler, plus refusals per recipient (550 at RCPT) and a random share of
-    DATA commands answered 451."""
+    """tests.sinks' SMTP handler, plus refusals per recipient (550 at RCPT), a random share of DATA
+    commands answered 451, and connections dropped without a word: before DATA (at RCPT), or once
+    the whole message arrived (kept, as a server that queued it and then lost the connection)."""
 
     def __init__(self, sink: Sink):
         self.sink = sink
@@ -93,6 +121,10 @@ class _Handler:
         if address in sink.bounce:
             sink.count("bounced")
             return "550 5.1.1 No such user"
+        if sink.drop_before and sink.rng.random() < sink.drop_before:
+            sink.count("dropped_before_data")
+            server.transport.abort()
+            return "421 4.4.2 Connection dropped"  # never reaches the client: the socket is gone
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -104,25 +136,37 @@ class _Handler:
         if sink.flaky and sink.rng.random() < sink.flaky:
             sink.count("refused_data")
             return "451 4.3.0 Try again later"
+        mail = Mail(envelope.mail_from, list(envelope.rcpt_tos), email.message_from_bytes(envelope.content))
+        drop = bool(sink.drop_after) and sink.rng.random() < sink.drop_after
         with sink.lock:
-            sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos),
-                                   email.message_from_bytes(envelope.content)))
+            sink.mails.append(mail)
+            sink.arrived.append(time.time())
             count = len(sink.mails)
+            if drop:
+                sink.refusals["dropped_after_data"] += 1
+                sink.unanswered[key_of(mail)] += 1
         if sink.on_mail is not None:
             sink.on_mail(count)  # before the 250: a worker killed here dies with this mail on the wire
+        if drop:
+            server.transport.abort()
         return "250 Message accepted for delivery"
 
 
 @dataclass
 class Sink(SmtpSink):
     """tests.sinks.SmtpSink with `bounce` (addresses refused with 550 at RCPT), `flaky` (the share
-    of DATA commands refused with 451) and `on_mail` (a hook run as each mail arrives); counts its
-    refusals in `refusals`."""
+    of DATA commands refused with 451), `drop_before` / `drop_after` (the shares of sessions cut at
+    RCPT, and right after a whole message arrived: before its 250) and `on_mail` (a hook run as each
+    mail arrives); counts its refusals and drops in `refusals`, keeps each mail's arrival time."""
 
     bounce: set[str] = field(default_factory=set)
     flaky: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     refusals: Counter = field(default_factory=Counter)
+    arrived: list[float] = field(default_factory=list)  # time.time() of each mail in `mails`
+    unanswered: Counter = field(default_factory=Counter)  # (enrolment, step) of mails kept but never answered
     on_mail: Callable[[int], None] | None = None  # called with the count of mails, before answering 250
 
     def start(self) -> Sink:
@@ -134,18 +178,22 @@ class Sink(SmtpSink):
         with self.lock:
             self.refusals[what] += 1
 
-    def message_ids(self) -> Counter:
-        """How many mails arrived per (enrolment id, step), and mails without a CRM Message-ID (key None)."""
+    def received(self) -> dict:
+        """When each (enrolment id, step) arrived (a list: more than one is a duplicate); key None:
+        mails without a CRM Message-ID."""
         with self.lock:
-            mails = list(self.mails)
-        found = Counter()
-        for mail in mails:
-            match = MESSAGE_ID.search(mail.message_id or "")
-            found[(int(match[1]), int(match[2])) if match else None] += 1
+            mails = list(zip(self.mails, self.arrived, strict=True))
+        found: dict = {}
+        for mail, moment in mails:
+            found.setdefault(key_of(mail), []).append(moment)
         return found
 
+    def message_ids(self) -> Counter:
+        """How many mails arrived per (enrolment id, step), and mails without a CRM Message-ID (key None)."""
+        return Counter({key: len(moments) for key, moments in self.received().items()})
 
-# --- Redis that can be stopped and started on its port ---------------------------------------------
+
+# --- servers that can be stopped and started on their port -----------------------------------------
 
 class RedisProcess:
     """A redis-server on a fixed loopback port, without persistence (a restart loses everything,
@@ -176,20 +224,77 @@ class RedisProcess:
         self.proc = None
 
 
-# --- the rig: database, dispatcher (this process) and worker (a subprocess) -------------------------
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster (tests.servers.postgres_server) that can be stopped cold
+    (`pg_ctl stop -m immediate`: every connection cut, as a crashed host) and started again on the
+    same port and data directory. Not for TEST_POSTGRES_URL: a server this script does not own."""
+
+    def __init__(self):
+        self._stack = contextlib.ExitStack()
+        self.admin_url = ""
+        self.data = ""
+        self.as_user: list[str] = []
+
+    def start(self) -> PostgresCluster:
+        if os.environ.get("TEST_POSTGRES_URL"):
+            raise RuntimeError("--postgres starts a cluster of its own; unset TEST_POSTGRES_URL "
+                               "(or pass --database-url: no restart then)")
+        self.admin_url = self._stack.enter_context(servers.postgres_server())
+        import psycopg
+
+        with psycopg.connect(self.admin_url) as conn:
+            self.data = conn.execute("SHOW data_directory").fetchone()[0]
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return self
+
+    def database(self, name: str) -> str:
+        """A new empty database in the cluster; its SQLAlchemy URL."""
+        import psycopg
+
+        url = servers.create_database(self.admin_url, name)
+        # The test clusters trade durability for speed (synchronous_commit=off); a crash then undoes
+        # commits already acknowledged (a hand-over to "sending" among them: the message goes out
+        # twice), which no delivery guarantee survives. Production runs with PostgreSQL's default.
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
+        return url.replace("postgresql://", "postgresql+psycopg://")
+
+    def _pg_ctl(self, *args: str) -> None:
+        log = str(Path(self.data).parent / "log")
+        subprocess.run([*self.as_user, servers._pg_bin("pg_ctl"), "-D", self.data, "-l", log, *args],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start again with the options it last ran with (postmaster.opts: the same port)."""
+        self._pg_ctl("-w", "restart")
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+# --- the rig: database, dispatchers (this process) and worker (a subprocess) ------------------------
 
 @dataclass
 class Tally:
-    expected: int  # due steps: one message each
+    expected: int  # due steps: one message each (a customer's steps after answering are not due)
     rows: int = 0
     delivered_once: int = 0  # sent, and exactly one mail at the sink
     duplicates: int = 0  # rows whose Message-ID reached the sink more than once
     uncertain_sent: int = 0  # uncertain, and the sink has its one mail
     uncertain_unsent: int = 0  # uncertain, and nothing reached the sink
+    unanswered: int = 0  # of the uncertain: the sink kept the mail and cut the connection before its 250
     failed: int = 0  # refused for good (or gave up), nothing at the sink
     skipped: int = 0
     lost: int = 0  # due steps without a row, rows "sent" without a mail, rows still queued/sending
     orphans: int = 0  # mails at the sink without a message row
+    unflagged: int = 0  # mails at the sink whose row is neither sent nor uncertain, or sent though never answered
+    stopped: int = 0  # customers who answered or were moved to inactive mid-run
+    stopped_steps: int = 0  # their steps not sent because of it (skipped rows, or never made)
+    after_inside: int = 0  # mails to them after that moment, handed over ("sending") before it: the window
+    after_outside: int = 0  # ... handed over after it: must be none
     states: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
@@ -197,10 +302,32 @@ class Tally:
     def uncertain(self) -> int:
         return self.uncertain_sent + self.uncertain_unsent
 
+    @property
+    def ok(self) -> bool:
+        return (not self.problems and self.lost == 0 and self.duplicates == 0 and self.unflagged == 0
+                and self.after_outside == 0 and self.orphans == 0
+                and self.delivered_once + self.uncertain + self.failed == self.expected)
+
     def line(self) -> str:
         return (f"expected {self.expected:,}  delivered once {self.delivered_once:,}  duplicates {self.duplicates}  "
                 f"uncertain {self.uncertain} ({self.uncertain_sent} reached the sink, {self.uncertain_unsent} did "
-                f"not)  failed {self.failed}  skipped {self.skipped}  lost {self.lost}  orphan mails {self.orphans}")
+                f"not)  failed {self.failed}  skipped {self.skipped}  lost {self.lost}  orphan mails {self.orphans}  "
+                f"unflagged {self.unflagged}  after an answer/inactive {self.after_inside} inside the window, "
+                f"{self.after_outside} outside")
+
+
+@dataclass
+class Stop:
+    """A customer who answered or was moved to inactive during the run, and when (UTC, from just
+    before the call to just after its commit)."""
+
+    how: str
+    before: datetime
+    after: datetime
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment  # SQLite: naive
 
 
 class Rig:
@@ -229,20 +356,31 @@ class Rig:
         self.worker_log = open(self.workdir / "worker.log", "ab")  # noqa: SIM115 (closed in close())
         self.kills = 0
         self.starts = 0
-        self.dispatch_errors: Counter = Counter()
+        self.counts_lock = threading.Lock()  # two dispatchers count at once
+        self.dispatch_errors: Counter = Counter()  # (dispatcher, error type) of passes that met a fault
+        self.dispatch_runs: Counter = Counter()  # passes per dispatcher
         self.passes: Counter = Counter()  # what this process's dispatch passes did: jobs, requeued, uncertain
+        self.observer_errors: Counter = Counter()  # this script's own looks that met a fault (retried)
         self.sequence_id: int | None = None
+        self.steps = 1
+        self.customer_ids: list[int] = []
+        self.stops: dict[int, Stop] = {}  # customer id -> when they answered / were moved to inactive
+        self.second: threading.Thread | None = None
+        self.second_stop = threading.Event()
 
     # the data
 
-    def seed(self, count: int, bounce_every: int = 0) -> list[int]:
+    def seed(self, count: int, bounce_every: int = 0, steps: int = 1) -> list[int]:
         """Make the schema, the email channel pointing at the sink, `count` customers with an email
         address and consent (set-based), a sequence whose first step is due now, and enrol them all.
-        With `bounce_every`, every so many customers' addresses are refused by the sink with 550."""
+        With `steps` above 1, the later steps fall due a day after the one before (moved into the
+        past by `hurry_steps`). With `bounce_every`, every so many customers' addresses are refused
+        by the sink with 550."""
         with self.app.app_context():
             db.create_all()
             owner = User(email="owner@example.com", name="Owner", password_hash="-", role=Role.OWNER)
-            db.session.add(owner)
+            manager = User(email="manager@example.com", name="Manager", password_hash="-", role=Role.MANAGER)
+            db.session.add_all([owner, manager])
             settings.save(settings.Messaging(urls={"email": self.sink.url()}, weekly_cap=50))
             now = clock.now()
             ids = list(db.session.scalars(insert(Customer).returning(Customer.id, sort_by_parameter_order=True), [
@@ -256,10 +394,12 @@ class Rig:
                 for cid in ids])
             sequence = sequences.create(3, "Faults", owner)
             sequence.window_start, sequence.window_end = 0, 24  # the send window never defers
+            sequence.grace_days = 365  # nobody leaves for "no response" during the run
             for step in sequence.steps:
                 step.channel = StepChannel.EMAIL
-                if step.position > 1:
-                    step.delay_days = 365  # only the first step falls due during the run
+                # The first step is due at once, the next ones a day after the one before, and only
+                # `steps` of them fall due during the run.
+                step.delay_days = 0 if step.position == 1 else 1 if step.position <= steps else 365
             db.session.flush()
             report = enrolment.enrol(sequence, ids, "faults", None, now=now - timedelta(seconds=1))
             assert report.enrolled == count, report
@@ -267,25 +407,50 @@ class Rig:
             db.session.commit()
         if bounce_every:
             self.sink.bounce |= {address_of(cid) for cid in ids[::bounce_every]}
+        self.steps = steps
+        self.customer_ids = ids
         return ids
 
-    # the dispatcher
+    # the dispatchers
 
-    def dispatch(self) -> dispatch.Pass | None:
+    def dispatch(self, name: str = "main") -> dispatch.Pass | None:
         """One pass of the dispatcher (with repair), as the worker's clock runs it every minute; a
-        pass that meets a fault (Redis away, the database busy) is counted and tried next time."""
+        pass that meets a fault (Redis away, the database away or busy) is counted and tried next time."""
         with self.app.app_context():
             try:
                 report = dispatch.run_due()
-                self.passes.update(jobs=report.jobs, requeued=report.requeued, uncertain=report.uncertain)
+                with self.counts_lock:
+                    self.dispatch_runs[name] += 1
+                    self.passes.update(jobs=report.jobs, requeued=report.requeued, uncertain=report.uncertain)
                 return report
             except Exception as error:  # noqa: BLE001 (counted and shown; the next pass tries again)
-                db.session.rollback()
-                self.dispatch_errors[type(error).__name__] += 1
-                self.log(f"dispatch: {type(error).__name__}: {str(error)[:200]}")
+                with contextlib.suppress(Exception):
+                    db.session.rollback()
+                with self.counts_lock:
+                    self.dispatch_runs[name] += 1
+                    self.dispatch_errors[(name, type(error).__name__)] += 1
+                self.log(f"dispatch ({name}): {type(error).__name__}: {str(error).splitlines()[0][:200]}")
                 return None
             finally:
                 db.session.remove()
+
+    def start_second_dispatcher(self, every: float = 1.0) -> None:
+        """A second scheduler, at the same time as this process's loop: a thread with its own app
+        context (its own session and connections) calling the same dispatch pass."""
+        self.second_stop.clear()
+
+        def loop() -> None:
+            while not self.second_stop.wait(every):
+                self.dispatch("second")
+
+        self.second = threading.Thread(target=loop, name="second-dispatcher", daemon=True)
+        self.second.start()
+
+    def stop_second_dispatcher(self) -> None:
+        if self.second is not None:
+            self.second_stop.set()
+            self.second.join(120)
+            self.second = None
 
     def hurry_backoff(self) -> int:
         """Move `not_before` of messages waiting for their next try to now: the same as waiting out
@@ -299,6 +464,66 @@ class Rig:
             db.session.commit()
             db.session.remove()
             return moved
+
+    def hurry_steps(self) -> int:
+        """Make the next step of running enrolments due now once their previous step is out (no
+        message of theirs queued or sending): the same as waiting out the step's delay (days)."""
+        if self.steps < 2:
+            return 0
+        with self.app.app_context():
+            moved = db.session.execute(update(Enrolment).where(
+                Enrolment.sequence_id == self.sequence_id, Enrolment.state == EnrolmentState.ACTIVE,
+                Enrolment.next_step <= self.steps, Enrolment.next_at > clock.now(),
+                ~exists(select(1).where(Message.enrolment_id == Enrolment.id, Message.state.in_(UNFINISHED))))
+                .values(next_at=clock.now() - timedelta(seconds=1)).execution_options(synchronize_session=False)
+            ).rowcount
+            db.session.commit()
+            db.session.remove()
+            return moved
+
+    # customers who answer, or are moved to the inactive list, mid-run (the product's own paths)
+
+    def stop_customers(self, customer_ids: list[int], how: str) -> int:
+        """Each customer in their own transaction, as people do it: "click" (the tracked link in their
+        latest message: crm.responses.click, as /l/<token> does), "call" (a manager logs a call
+        as reached: crm.customers.log_call) or "inactive" (a call-back assigned to the manager, who
+        logs it as not interested and moves them to the inactive list: crm.callbacks.log_outcome).
+        Return how many it stopped."""
+        done = 0
+        with self.app.app_context():
+            owner = db.session.scalar(select(User).where(User.role == Role.OWNER))
+            manager = db.session.scalar(select(User).where(User.role == Role.MANAGER))
+            day = clock.team_today()
+            if not workdays.is_working_day(day):
+                day = workdays.next_working_day(day)
+            for customer_id in customer_ids:
+                if customer_id in self.stops:
+                    continue
+                customer = db.session.get(Customer, customer_id)
+                before = clock.now()
+                try:
+                    message = db.session.scalar(select(Message).where(
+                        Message.customer_id == customer_id, Message.state == MessageState.SENT)
+                        .order_by(Message.step.desc()).limit(1))
+                    if how == "click" and message is not None:
+                        responses.click(message)
+                    elif how in ("click", "call"):  # nothing to click in yet: they pick up the phone
+                        customers.log_call(customer, "reached", "faults: picked up", manager)
+                    else:
+                        callbacks.assign([customer], manager.id, day, owner)
+                        db.session.flush()
+                        callback = db.session.scalar(select(CallBack).where(
+                            CallBack.customer_id == customer_id, CallBack.done_at.is_(None)))
+                        callbacks.log_outcome(callback.id, "not_interested", manager, reason="price", inactive=True)
+                    db.session.commit()
+                except DBAPIError as error:
+                    db.session.rollback()
+                    self.observer_errors[type(error).__name__] += 1
+                    continue
+                self.stops[customer_id] = Stop(how, before, clock.now())
+                done += 1
+            db.session.remove()
+        return done
 
     # the worker
 
@@ -365,6 +590,7 @@ class Rig:
         return self.worker is not None and self.worker.poll() is None
 
     def close(self) -> None:
+        self.stop_second_dispatcher()
         self.stop_worker()
         self.worker_log.close()
         with self.app.app_context():
@@ -373,11 +599,12 @@ class Rig:
     # looking
 
     def states(self) -> Counter:
+        """Message rows per state, and "due": running enrolments with a step still to make."""
         with self.app.app_context():
             found = Counter({MessageState(state).value: n for state, n in db.session.execute(
                 select(Message.state, func.count()).group_by(Message.state))})
             found["due"] = db.session.scalar(select(func.count()).select_from(Enrolment).where(
-                Enrolment.state == EnrolmentState.ACTIVE, Enrolment.next_step == 1))
+                Enrolment.state == EnrolmentState.ACTIVE, Enrolment.next_step <= self.steps))
             db.session.remove()
             return found
 
@@ -388,32 +615,76 @@ class Rig:
 
     def rows(self) -> list:
         with self.app.app_context():
-            rows = db.session.execute(select(Message.id, Message.enrolment_id, Message.step, Message.state,
-                                             Message.reason, Message.recipient, Message.attempts)
+            rows = db.session.execute(select(Message.id, Message.enrolment_id, Message.customer_id, Message.step,
+                                             Message.state, Message.reason, Message.recipient, Message.attempts,
+                                             Message.queued_at, Message.sending_at)
                                       .order_by(Message.id)).all()
             db.session.remove()
             return rows
 
-    def tally(self, expected: int) -> Tally:
-        """Compare the message rows with what reached the sink."""
+    def enrolments(self) -> dict[int, int]:
+        with self.app.app_context():
+            found = dict(db.session.execute(select(Enrolment.customer_id, Enrolment.id).where(
+                Enrolment.sequence_id == self.sequence_id)).all())
+            db.session.remove()
+            return found
+
+    def tally(self, expected: int | None = None) -> Tally:
+        """Compare the message rows with what reached the sink (by default every customer's `steps`
+        steps are due, but for those who answered or were moved to inactive: their steps after that
+        moment are not, and must not reach the sink, except one already "sending" then)."""
         rows = self.rows()
-        received = self.sink.message_ids()
-        result = Tally(expected=expected, rows=len(rows))
+        enrolment_of = self.enrolments()
+        received = self.sink.received()
+        with self.sink.lock:
+            unanswered = Counter(self.sink.unanswered)
+        result = Tally(expected=0, rows=len(rows))
         result.states = Counter(MessageState(row.state).value for row in rows)
-        known = set()
-        per_enrolment = Counter((row.enrolment_id, row.step) for row in rows)
-        for key, n in per_enrolment.items():
+        per_step = Counter((row.enrolment_id, row.step) for row in rows)
+        for key, n in per_step.items():
             if n > 1:
                 result.problems.append(f"{n} rows for enrolment {key[0]} step {key[1]}")
+        by_customer: dict[int, list] = {}
+        for row in rows:
+            by_customer.setdefault(row.customer_id, []).append(row)
+        stopped_due = 0
+        for customer_id, stop in self.stops.items():
+            mine = by_customer.get(customer_id, [])
+            made = [row for row in mine if MessageState(row.state) is not MessageState.SKIPPED]
+            stopped_due += len(made)
+            result.stopped += 1
+            result.stopped_steps += self.steps - len(made)
+            for row in mine:
+                if MessageState(row.state) is not MessageState.SKIPPED and aware(row.queued_at) > stop.after:
+                    result.problems.append(f"message {row.id} was made after customer {customer_id} "
+                                           f"{stop.how} (and not skipped)")
+                for moment in received.get((row.enrolment_id, row.step), []):
+                    if datetime.fromtimestamp(moment, UTC) <= stop.before:
+                        continue
+                    if row.sending_at is not None and aware(row.sending_at) <= stop.after:
+                        result.after_inside += 1
+                    else:
+                        result.after_outside += 1
+                        result.problems.append(f"message {row.id} reached customer {customer_id} after they "
+                                               f"{'were moved to inactive' if stop.how == 'inactive' else 'answered'} "
+                                               f"(handed over {row.sending_at}, the stop committed {stop.after})")
+        result.expected = expected if expected is not None else (
+            (len(self.customer_ids) - len(self.stops)) * self.steps + stopped_due)
+        known = set()
         for row in rows:
             key = (row.enrolment_id, row.step)
             known.add(key)
-            mails = received.get(key, 0)
+            mails = len(received.get(key, []))
             state = MessageState(row.state)
             if mails > 1:
                 result.duplicates += 1
                 result.problems.append(f"message {row.id} ({state}) reached the sink {mails} times")
+            if mails and state not in (MessageState.SENT, MessageState.UNCERTAIN):
+                result.unflagged += 1
             if state is MessageState.SENT:
+                if unanswered.get(key):
+                    result.unflagged += 1
+                    result.problems.append(f"message {row.id} is sent, but its one mail was never answered 250")
                 if mails == 1:
                     result.delivered_once += 1
                 elif mails == 0:
@@ -424,6 +695,7 @@ class Rig:
                     result.uncertain_unsent += 1
                 else:
                     result.uncertain_sent += 1
+                    result.unanswered += bool(unanswered.get(key))
             elif state is MessageState.FAILED:
                 result.failed += 1
                 if mails:
@@ -435,13 +707,22 @@ class Rig:
             else:
                 result.lost += 1
                 result.problems.append(f"message {row.id} is still {state}")
-        result.lost += max(0, expected - len(per_enrolment))
-        if expected > len(per_enrolment):
-            result.problems.append(f"{expected - len(per_enrolment)} due steps have no message row")
-        for key, n in received.items():
+        # Due steps without a row: every step of a customer still running (or of everyone, when the
+        # caller says how many were due), none of a customer stopped mid-run.
+        if expected is not None:
+            missing = max(0, expected - len(per_step))
+        else:
+            made = Counter(row.customer_id for row in rows)
+            missing = sum(max(0, self.steps - made[cid]) for cid in self.customer_ids if cid not in self.stops)
+        if missing:
+            result.lost += missing
+            result.problems.append(f"{missing} due steps have no message row")
+        known_enrolments = set(enrolment_of.values())
+        for key, moments in received.items():
             if key not in known:
-                result.orphans += n
-                result.problems.append(f"{n} mails at the sink without a message row: {key}")
+                result.orphans += len(moments)
+                where = "a step never made" if key and key[0] in known_enrolments else "no enrolment"
+                result.problems.append(f"{len(moments)} mails at the sink without a message row ({where}): {key}")
         return result
 
 
@@ -449,16 +730,27 @@ def address_of(customer_id: int) -> str:
     return f"customer{customer_id}@example.com"
 
 
+def _looking(rig: Rig, look, default):
+    """This script's own look at the database; when it meets a fault (the database restarting),
+    counted and skipped: the next round looks again."""
+    try:
+        return look()
+    except DBAPIError as error:
+        rig.observer_errors[type(error).__name__] += 1
+        return default
+
+
 def run(rig: Rig, *, timeout: float, kill_every: tuple[float, float] | None = None, kill_after_mails: int = 0,
         events=(), rng: random.Random | None = None, hurry: bool = False, every: float = 1.0,
-        report_every: float = 0.0) -> bool:
-    """Deliver until every row is final, playing the dispatcher every `every` seconds and starting a
-    worker whenever none runs. With `kill_every` (seconds, drawn uniformly, counted from the moment
-    a worker is ready) the worker is killed and started again while due or queued messages remain;
-    with `kill_after_mails` too, it is killed as soon as it has delivered that many (so a fast machine
+        report_every: float = 0.0, second_dispatcher: bool = False) -> bool:
+    """Deliver until every row is final, playing the dispatcher every `every` seconds (and with
+    `second_dispatcher`, a second one in a thread at the same time) and starting a worker whenever
+    none runs. With `kill_every` (seconds, drawn uniformly, counted from the moment a worker is
+    ready) the worker is killed and started again while due or queued messages remain; with
+    `kill_after_mails` too, it is killed as soon as it has delivered that many (so a fast machine
     gets as many kills per message as a slow one). `events` are (mails at the sink, what to do) run
-    once each when the sink has that many mails; `hurry` moves backoffs into the past (see
-    Rig.hurry_backoff). Return whether all settled."""
+    once each when the sink has that many mails; `hurry` moves backoffs and the delays of later
+    steps into the past (see Rig.hurry_backoff, Rig.hurry_steps). Return whether all settled."""
     rng = rng or random.Random()
     pending = sorted(events, key=lambda event: event[0])
     deadline = time.monotonic() + timeout
@@ -476,6 +768,8 @@ def run(rig: Rig, *, timeout: float, kill_every: tuple[float, float] | None = No
 
     if kill_after_mails:
         rig.sink.on_mail = kill_on_mail
+    if second_dispatcher:
+        rig.start_second_dispatcher(every)
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
@@ -493,9 +787,13 @@ def run(rig: Rig, *, timeout: float, kill_every: tuple[float, float] | None = No
             while pending and len(rig.sink.mails) >= pending[0][0]:
                 pending.pop(0)[1]()
             if hurry:
-                rig.hurry_backoff()
+                _looking(rig, rig.hurry_backoff, 0)
+                _looking(rig, rig.hurry_steps, 0)
             rig.dispatch()
-            states = rig.states()
+            states = _looking(rig, rig.states, None)
+            if states is None:
+                time.sleep(every)
+                continue
             if report_every and now - last_report >= report_every:
                 last_report = now
                 rig.log(f"mails {len(rig.sink.mails):,}; rows {dict(sorted(states.items()))}; kills {rig.kills}")
@@ -508,6 +806,7 @@ def run(rig: Rig, *, timeout: float, kill_every: tuple[float, float] | None = No
         return False
     finally:
         rig.sink.on_mail = None
+        rig.stop_second_dispatcher()
 
 
 def wait_until(rig: Rig, done, timeout: float, hurry: bool = False, every: float = 0.5) -> bool:
@@ -529,11 +828,23 @@ def wait_until(rig: Rig, done, timeout: float, hurry: bool = False, every: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: a fresh SQLite file)")
+    parser.add_argument("--messages", type=int, default=10_000, help="messages due (customers x steps)")
+    parser.add_argument("--steps", type=int, default=3, choices=(1, 2, 3), help="steps of the sequence due in the run")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run on a throwaway PostgreSQL cluster of this script's own, stopped cold and "
+                             "started again once mid-run")
+    parser.add_argument("--database-url", help="an empty database of your own (PostgreSQL or SQLite; no restart: "
+                                               "this script does not control that server)")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
                         help="seconds between SIGKILLs of the worker, drawn uniformly (default 2 5)")
     parser.add_argument("--flaky", type=float, default=0.05, help="share of DATA commands refused with 451")
+    parser.add_argument("--drop-before", type=float, default=0.03,
+                        help="share of SMTP sessions cut before DATA (at RCPT)")
+    parser.add_argument("--drop-after", type=float, default=0.01,
+                        help="share of SMTP sessions cut after the whole message arrived, before its 250")
+    parser.add_argument("--stop-share", type=float, default=0.02,
+                        help="share of customers who answer (click, call), and again who are moved to inactive, "
+                             "in each of two waves")
     parser.add_argument("--batch", type=int, default=25, help="SEND_BATCH: messages per send job")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=3600, help="give up after so many seconds")
@@ -542,25 +853,38 @@ def main(argv: list[str] | None = None) -> int:
                              "by default it is pointed at none: the sink speaks plain SMTP)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, database)")
     args = parser.parse_args(argv)
+    if args.postgres and args.database_url:
+        parser.error("--postgres makes its own database; leave out --database-url")
 
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="crm-faults-"))
-    database_url = args.database_url or f"sqlite:///{workdir / 'crm.sqlite3'}"
-    if database_url.startswith(("postgres://", "postgresql://")):
-        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     started = time.monotonic()
 
     def log(text: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {text}", flush=True)
 
+    cluster = PostgresCluster().start() if args.postgres else None
+    database_url = cluster.database("faults") if cluster else (
+        args.database_url or f"sqlite:///{workdir / 'crm.sqlite3'}")
+    if database_url.startswith(("postgres://", "postgresql://")):
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     redis_server = RedisProcess(workdir / "redis").start()
-    sink = Sink(flaky=args.flaky, rng=random.Random(seed)).start()
+    sink = Sink(flaky=args.flaky, drop_before=args.drop_before, drop_after=args.drop_after,
+                rng=random.Random(seed)).start()
     rig = Rig(workdir, database_url, redis_server.url, sink, batch=args.batch, skip_ca_store=not args.ca_store, log=log)
-    print(f"seed {seed}, working directory {workdir}", flush=True)
+    customer_count = math.ceil(args.messages / args.steps)
+    print(f"seed {seed}, working directory {workdir}, database {database_url.split('://')[0]}"
+          f"{' (a cluster of its own: restarted once)' if cluster else ' (not restarted: not ours to control)'}",
+          flush=True)
+    pg_restarts = 0
     try:
-        rig.seed(args.messages)
-        log(f"{args.messages:,} customers enrolled; worker starting")
+        ids = rig.seed(customer_count, steps=args.steps)
+        log(f"{customer_count:,} customers enrolled in a {args.steps}-step sequence "
+            f"({customer_count * args.steps:,} messages due); worker starting")
+        # Who answers or is moved to inactive mid-run: disjoint random sets, each its own wave.
+        chosen = rng.sample(ids, min(len(ids), 4 * max(1, int(len(ids) * args.stop_share))))
+        waves = [chosen[i::4] for i in range(4)]
 
         def restart_redis() -> None:
             log(f"Redis stopped at {len(sink.mails):,} mails")
@@ -574,38 +898,79 @@ def main(argv: list[str] | None = None) -> int:
             Redis.from_url(redis_server.url).flushall()
             log(f"Redis flushed (FLUSHALL) at {len(sink.mails):,} mails")
 
-        events = [(int(args.messages * 0.3), restart_redis), (int(args.messages * 0.6), flush_redis)]
+        def restart_postgres() -> None:
+            nonlocal pg_restarts
+            log(f"PostgreSQL stopped cold (immediate) at {len(sink.mails):,} mails")
+            cluster.stop()
+            time.sleep(rng.uniform(3, 6))  # the second dispatcher and the worker meet it away meanwhile
+            cluster.resume()
+            pg_restarts += 1
+            log("PostgreSQL started again")
+
+        def stopping(wave: list[int], how: str):
+            def act() -> None:
+                if how == "inactive":
+                    done = rig.stop_customers(wave, "inactive")
+                else:
+                    half = len(wave) // 2
+                    done = rig.stop_customers(wave[:half], "click") + rig.stop_customers(wave[half:], "call")
+                log(f"{done} customers {'moved to inactive by a manager' if how == 'inactive' else 'answered'} "
+                    f"at {len(sink.mails):,} mails")
+            return act
+
+        total = customer_count * args.steps
+        events = [(int(total * 0.2), stopping(waves[0], "answer")), (int(total * 0.3), restart_redis),
+                  (int(total * 0.35), stopping(waves[1], "inactive")), (int(total * 0.6), flush_redis),
+                  (int(total * 0.65), stopping(waves[2], "answer")),
+                  (int(total * 0.75), stopping(waves[3], "inactive"))]
+        if cluster:
+            events.append((int(total * 0.45), restart_postgres))
         settled = run(rig, timeout=args.timeout, kill_every=tuple(args.kill_every), events=events, rng=rng,
-                      hurry=True, report_every=10)
+                      hurry=True, report_every=10, second_dispatcher=True)
         wall = time.monotonic() - started
         rig.stop_worker()
-        result = rig.tally(args.messages)
+        result = rig.tally()
     finally:
         rig.close()
         sink.stop()
         redis_server.stop()
+        if cluster:
+            cluster.close()
+    faults = sum(rig.dispatch_errors.values())
+    by_kind = ", ".join(f"{name} {kind} {n}" for (name, kind), n in sorted(rig.dispatch_errors.items()))
+    answered = sum(stop.how != "inactive" for stop in rig.stops.values())
     print()
-    print(f"messages expected      {result.expected:>7,}")
+    print(f"messages expected      {result.expected:>7,}  (due steps; {result.stopped_steps:,} steps of "
+          f"{result.stopped} customers who answered ({answered}) or were moved to inactive "
+          f"({result.stopped - answered}) were not due any more)")
     print(f"delivered exactly once {result.delivered_once:>7,}")
     print(f"duplicates             {result.duplicates:>7,}")
     print(f"uncertain              {result.uncertain:>7,}  ({result.uncertain_sent} reached the sink, "
-          f"{result.uncertain_unsent} did not)")
+          f"{result.uncertain_unsent} did not; {result.unanswered} of them cut by the sink after DATA)")
+    print(f"unflagged (a mail at the sink, row neither sent nor uncertain) {result.unflagged:,}")
     print(f"failed                 {result.failed:>7,}")
+    print(f"skipped                {result.skipped:>7,}  (answered or inactive)")
     print(f"lost                   {result.lost:>7,}")
     print(f"mails without a row    {result.orphans:>7,}")
-    print(f"worker kills {rig.kills}, worker starts {rig.starts}, Redis restarted once and flushed once, "
-          f"451 answers {sink.refusals['refused_data']}, dispatch passes that met a fault "
-          f"{dict(rig.dispatch_errors) or 0}")
+    print(f"sent after an answer or the inactive list: {result.after_outside} outside the window, "
+          f"{result.after_inside} inside (already sending at that moment)")
+    print(f"worker kills {rig.kills}, worker starts {rig.starts}; Redis restarted once and flushed once; "
+          f"PostgreSQL restarts {pg_restarts}{'' if cluster else ' (not our server)'}")
+    print(f"dispatch passes {dict(rig.dispatch_runs)}, of which met a fault {faults}"
+          f"{f' ({by_kind})' if by_kind else ''}; this script's own looks that met a fault "
+          f"{sum(rig.observer_errors.values())}")
+    print(f"SMTP: 451 answers {sink.refusals['refused_data']}, sessions dropped before DATA "
+          f"{sink.refusals['dropped_before_data']}, dropped after DATA (before 250) "
+          f"{sink.refusals['dropped_after_data']}")
     print(f"send jobs enqueued by this process's dispatch passes {rig.passes['jobs']:,} (messages enqueued again "
           f"{rig.passes['requeued']:,}, marked uncertain {rig.passes['uncertain']:,})")
     print(f"wall time {wall:.1f}s{'' if settled else ' (timed out before every row was final)'}")
     for problem in result.problems[:20]:
         print("PROBLEM:", problem)
     if not args.keep:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
-    ok = not result.problems and result.delivered_once + result.uncertain + result.failed == result.expected
+    ok = settled and result.ok
+    print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
 

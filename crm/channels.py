@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import smtplib
 import ssl
 import threading
 from dataclasses import asdict, dataclass
@@ -160,6 +161,7 @@ class Outcome:
     ok: bool
     error: str | None = None
     permanent: bool = False  # refused for good (5xx from SMTP, 4xx from HTTP): retrying will not help
+    unanswered: bool = False  # the whole email was handed over, then no reply: the server may have taken it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -250,6 +252,39 @@ class _SslForApprise:
 apprise_smtp.ssl = _SslForApprise()
 
 
+class _Unanswered:
+    """For Apprise's SMTP connections: notes on this thread when an email's whole content went out
+    after DATA and no reply came back (connection dropped, timeout). The server may have queued it
+    then, so sending it again risks a second copy: the message is uncertain, not a passing failure
+    (a drop before the end of the content, or any reply, leaves the usual verdicts)."""
+
+    def send(self, s):
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):  # smtplib's data(): the content and its end
+            _captured.unanswered = True
+
+    def getreply(self):
+        reply = super().getreply()
+        _captured.unanswered = False
+        return reply
+
+
+class _SMTP(_Unanswered, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_Unanswered, smtplib.SMTP_SSL):
+    pass
+
+
+class _SmtplibForApprise:
+    def __getattr__(self, name):
+        return {"SMTP": _SMTP, "SMTP_SSL": _SMTPS}.get(name) or getattr(smtplib, name)
+
+
+apprise_smtp.smtplib = _SmtplibForApprise()
+
+
 def warm_up() -> None:
     """Load Apprise's plugins and make the TLS contexts once in the worker's parent process, so the
     work horses forked for each job inherit them instead of paying ~0.25 s each."""
@@ -305,6 +340,7 @@ def send(channel: str, recipient: str, title: str, body: str, *, headers: dict |
         if headers and isinstance(plugin, NotifyEmail):
             plugin.headers.update(headers)
         _captured.lines = lines = []
+        _captured.unanswered = False
         try:
             ok = bool(plugin.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
         except Exception as error:  # a plugin bug must not take the batch down
@@ -315,5 +351,6 @@ def send(channel: str, recipient: str, title: str, body: str, *, headers: dict |
         if not ok:
             secrets = _secrets_of(url)
             error = " | ".join(_scrub(line, secrets) for line in lines[-3:]) or "failed"
-        outcomes.append(Outcome(shown, ok, error, permanent=not ok and _permanent(lines)))
+        outcomes.append(Outcome(shown, ok, error, permanent=not ok and _permanent(lines),
+                                unanswered=not ok and getattr(_captured, "unanswered", False)))
     return outcomes

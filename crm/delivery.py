@@ -11,9 +11,11 @@ Per chunk of the batch:
 3. send concurrently (threads, at most `concurrency` at once), each message through Apprise objects
    built for it alone, trying the fallback channel after a permanent refusal. Right before a message
    goes to its thread it is handed over: queued -> sending, only if still queued under this lease
-   (a stop since, or another job after the lease ran out, wins), commit;
+   and the customer may still get it (a stop since, or another job after the lease ran out, wins),
+   commit;
 4. record each result as it comes: sent / failed, or back to queued with a backoff after a passing
-   failure; commit.
+   failure, or uncertain when the connection dropped after the whole email went out (before the
+   server's reply: it may have taken it); commit.
 So only a message on the wire is "sending": a worker killed then leaves it so, and the dispatcher
 marks it uncertain later (crm.dispatch.repair) instead of risking a second copy. Messages of the
 chunk not handed over yet are still queued and go out later.
@@ -40,6 +42,7 @@ from crm.models import (
     Kind,
     Message,
     MessageState,
+    Status,
 )
 from crm.settings import Messaging
 
@@ -89,9 +92,18 @@ def _lease(ids: list[int], now: datetime, until: datetime) -> list[int]:
 def _hand_over(message_ids: list[int], lease: datetime) -> set[int]:
     """Mark leased messages "sending", right before they go on the wire; the ones still ours (not
     stopped meanwhile, nor taken by another job after the lease ran out)."""
+    # The customer was re-checked when the chunk was prepared, which can be seconds before a thread
+    # frees up; a manager's decision meanwhile (inactive after a call changes the status only, the
+    # dispatcher ends the enrolment later) must still win, so the hand-over checks again, in the same
+    # statement (crm.eligibility.stop_reason in SQL): only a message already "sending" then may go out.
+    still_running = select(Enrolment.id).where(Enrolment.id == Message.enrolment_id,
+                                               Enrolment.state == EnrolmentState.ACTIVE).exists()
+    not_stopped = select(Customer.id).where(
+        Customer.id == Message.customer_id, Customer.do_not_contact.is_(False),
+        Customer.status.not_in([Status.INACTIVE, Status.RESPONDED])).exists()
     return set(db.session.scalars(
         update(Message).where(Message.id.in_(message_ids), Message.state == MessageState.QUEUED,
-                              Message.not_before == lease)
+                              Message.not_before == lease, still_running, not_stopped)
         .values(state=MessageState.SENDING, sending_at=clock.now(), attempts=Message.attempts + 1)
         .returning(Message.id).execution_options(synchronize_session=False)))
 
@@ -145,6 +157,8 @@ def _deliver(plan: Plan) -> Result:
         history += [outcome.as_dict() | {"channel": channel} for outcome in outcomes]
         if any(outcome.ok for outcome in outcomes):
             return Result(plan.message_id, MessageState.SENT, channel, recipient, history, refused)
+        if any(outcome.unanswered for outcome in outcomes):
+            return Result(plan.message_id, MessageState.UNCERTAIN, channel, recipient, history, refused)
         if not all(outcome.permanent for outcome in outcomes):
             return Result(plan.message_id, MessageState.QUEUED, channel, recipient, history, refused)
         refused.append((channel, recipient))
@@ -172,6 +186,11 @@ def _record(message: Message, result: Result, now: datetime, report: Report, sen
                          outcome="sent", channel=message.channel, sequence_id=message.sequence_id,
                          step=message.step, message_id=message.id)
         report.counts["sent"] += 1
+    elif result.state is MessageState.UNCERTAIN:
+        # The provider had the whole message when the connection dropped: it may have taken it, and
+        # another try could double it. Like a worker killed mid-send: a person decides.
+        message.state, message.reason = MessageState.UNCERTAIN, "unanswered"
+        report.counts["uncertain"] += 1
     elif result.state is MessageState.QUEUED and message.attempts < MAX_ATTEMPTS:
         wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1]
         message.state, message.reason = MessageState.QUEUED, "retrying"

@@ -46,6 +46,7 @@ SKIP_REASONS = {
     "template": _l("template error"),
     "no_response": _l("no response"),
     "worker_died": _l("worker stopped mid-send"),
+    "unanswered": _l("connection lost before the provider answered"),
     "stopped": _l("stopped by hand"),
     "manager": _l("a manager's decision"),
     "holdout": _l("held out"),

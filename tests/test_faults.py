@@ -6,19 +6,24 @@ file (or PostgreSQL), an SMTP sink on loopback, and plays the per-minute dispatc
 what a killed worker left "sending"). Then it compares every message row with what the sink received,
 by Message-ID (`<crm-{enrolment}-{step}@host>`):
 
-- sent: exactly one mail; uncertain: none or one (the worker died mid-send: never sent again);
-  failed: none; no mail without a row; no row left queued or sending; no Message-ID twice.
+- sent: exactly one mail; uncertain: none or one (the worker died mid-send, or the SMTP connection
+  dropped after the whole message went out: never sent again); failed: none; no mail without a row;
+  no row left queued or sending; no Message-ID twice;
+- a customer who answered (a click, a call) or was moved to inactive by a manager gets nothing after
+  that moment but a message already "sending" then, and no later step.
 
 Timings are shrunk through the environment the worker reads: a queued message whose job was lost is
 enqueued again after 2 s (SEND_REQUEUE_AFTER), a message left "sending" is uncertain after 5 s
 (SEND_UNCERTAIN_AFTER), jobs carry 25 messages (SEND_BATCH). bench/faults.py runs the same at 10,000
-messages with every fault at once; the harness (Rig, Sink, run, tally) lives there.
+messages with every fault at once (PostgreSQL restarted too); the harness (Rig, Sink,
+PostgresCluster, run, tally) lives there.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, timedelta
 
 import pytest
@@ -27,9 +32,9 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from bench import faults
-from crm import clock, dispatch
+from crm import clock, delivery, dispatch
 from crm.extensions import db
-from crm.models import Contact, Customer, Enrolment, Message, MessageState, Status
+from crm.models import Contact, Customer, Enrolment, EnrolmentState, Message, MessageState, Status
 from tests import servers
 
 SENT, UNCERTAIN, FAILED = MessageState.SENT, MessageState.UNCERTAIN, MessageState.FAILED
@@ -241,3 +246,128 @@ def test_on_postgres_a_worker_killed_again_and_again_neither_loses_nor_doubles(p
 @pytest.mark.postgres
 def test_on_postgres_two_dispatchers_at_once_make_one_message_per_step(pg_rig):
     two_dispatchers_at_once(pg_rig, 1000)
+
+
+# --- SMTP connections dropped, customers who answer or leave, PostgreSQL restarted -------------------
+
+def test_smtp_sessions_cut_before_data_are_retried_and_after_data_are_uncertain_never_resent(tmp_path, redis_url):
+    """The sink cuts a share of sessions at RCPT (nothing was handed over: tried again, delivered
+    once) and a share right after the whole message arrived, before its 250 (the server may have
+    taken it: the row ends uncertain, "unanswered", and is never sent a second time)."""
+    sink = faults.Sink(drop_before=0.15, drop_after=0.15, rng=random.Random(3)).start()
+    rig = make_rig(tmp_path, redis_url, sink)
+    try:
+        messages = 100
+        rig.seed(messages)
+        settled = faults.run(rig, timeout=60, hurry=True, every=0.5, second_dispatcher=True)
+        rig.stop_worker()
+        assert settled, rig.states()
+        result = rig.tally(messages)
+        print(result.line(), dict(sink.refusals))
+        assert sink.refusals["dropped_before_data"] >= 3 and sink.refusals["dropped_after_data"] >= 3
+        assert_exactly_once(result)
+        assert result.unflagged == 0
+        # Nobody was killed: the only uncertain rows are the ones cut after DATA, and each of them is.
+        assert result.uncertain == result.uncertain_sent == result.unanswered == sink.refusals["dropped_after_data"]
+        rows = rig.rows()
+        assert {r.reason for r in rows if r.state == UNCERTAIN} == {"unanswered"}
+        assert max(r.attempts for r in rows if r.state == SENT) >= 2  # a cut before DATA: tried again
+    finally:
+        rig.close()
+        sink.stop()
+        Redis.from_url(redis_url).flushall()
+
+
+def test_customers_who_answer_or_are_moved_to_inactive_get_nothing_after(rig, sink):
+    """A 3-step sequence; mid-run some customers click the tracked link, some pick up a manager's
+    call, and a manager moves others to the inactive list after a call. Nothing reaches them after
+    that moment but a message already on the wire then, and their later steps are not sent."""
+    sink.flaky = 0.05
+    ids = rig.seed(45, steps=3)
+    chosen = random.Random(5).sample(ids, 24)
+    events = [(30, lambda: rig.stop_customers(chosen[:8], "click")),
+              (45, lambda: rig.stop_customers(chosen[8:16], "call")),
+              (60, lambda: rig.stop_customers(chosen[16:], "inactive"))]
+    settled = faults.run(rig, timeout=60, events=events, hurry=True, every=0.5, second_dispatcher=True)
+    rig.stop_worker()
+    assert settled, rig.states()
+    result = rig.tally()
+    print(result.line())
+    assert len(rig.stops) == 24 and result.stopped_steps > 10
+    assert result.problems == [], result.problems[:10]
+    assert result.duplicates == result.orphans == result.lost == result.unflagged == result.after_outside == 0
+    assert result.delivered_once + result.uncertain == result.expected == result.rows - result.skipped
+    with rig.app.app_context():
+        states = dict(db.session.execute(select(Enrolment.customer_id, Enrolment.state)).all())
+        statuses = dict(db.session.execute(select(Customer.id, Customer.status)).all())
+    assert {states[cid] for cid in chosen[:16]} == {EnrolmentState.RESPONDED}
+    assert {statuses[cid] for cid in chosen[16:]} == {Status.INACTIVE}
+    assert {states[cid] for cid in set(ids) - set(chosen)} == {EnrolmentState.ACTIVE}  # the grace period runs
+
+
+def test_a_message_prepared_before_a_manager_moves_its_customer_to_inactive_is_not_handed_over(rig, sink,
+                                                                                                  monkeypatch):
+    """A send job re-checks the customer, then hands messages over as threads free up: a manager
+    who moves the customer to the inactive list in between (a call logged as not interested, which
+    leaves the enrolment to the dispatcher) must still win; only a message already "sending" at
+    that moment may go out."""
+    ids = rig.seed(3)
+    original, moved = delivery._hand_over, []
+
+    def hand_over(message_ids, lease):
+        if not moved:  # the manager's decision commits from another session meanwhile
+            thread = threading.Thread(target=lambda: moved.append(rig.stop_customers([ids[0]], "inactive")))
+            thread.start()
+            thread.join()
+        return original(message_ids, lease)
+
+    monkeypatch.setattr(delivery, "_hand_over", hand_over)
+    with rig.app.app_context():
+        report = dispatch.run_due(send=False)
+        delivery.send_batch(report.message_ids)
+        db.session.remove()
+    assert moved == [1]
+    assert sorted(mail.recipients for mail in sink.mails) == [[faults.address_of(cid)] for cid in ids[1:]]
+    rig.dispatch()  # the lease runs out: the next send job skips it, saying why
+    assert faults.wait_until(rig, lambda rows: all(r.state != MessageState.QUEUED for r in rows), 20)
+    by_customer = {r.customer_id: r for r in rig.rows()}
+    assert (by_customer[ids[0]].state, by_customer[ids[0]].reason) == (MessageState.SKIPPED, "inactive")
+    assert len(sink.mails) == 2
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_server_restarted_mid_run_loses_and_doubles_nothing(tmp_path, redis_url, monkeypatch):
+    """PostgreSQL stopped cold (every connection cut) and started again while two dispatchers run and
+    the worker sends: passes that meet it fail and are tried again, jobs that meet it are repaired;
+    every due message is still sent once or flagged uncertain. (The worker killed on PostgreSQL:
+    test_on_postgres_a_worker_killed_again_and_again_neither_loses_nor_doubles.)"""
+    # It stops and starts the server, so it always runs a throwaway cluster of its own, even when the
+    # other tests use the database TEST_POSTGRES_URL names.
+    monkeypatch.delenv("TEST_POSTGRES_URL", raising=False)
+    cluster = faults.PostgresCluster().start()
+    sink = faults.Sink(flaky=0.05, drop_before=0.05, drop_after=0.02, rng=random.Random(9)).start()
+    rig = make_rig(tmp_path, redis_url, sink, cluster.database("faults"))
+    restarted = []
+
+    def restart() -> None:
+        cluster.stop()
+        time.sleep(2)
+        cluster.resume()
+        restarted.append(len(sink.mails))
+
+    try:
+        rig.seed(50, steps=3)
+        settled = faults.run(rig, timeout=90, events=[(60, restart)], hurry=True, every=0.5,
+                             second_dispatcher=True, report_every=5)
+        rig.stop_worker()
+        assert settled, rig.states()
+        result = rig.tally()
+        print(result.line(), dict(rig.dispatch_errors), restarted)
+        assert restarted and rig.dispatch_errors, "no pass met the server away"
+        assert_exactly_once(result)
+        assert result.unflagged == 0
+    finally:
+        rig.close()
+        sink.stop()
+        cluster.close()
+        Redis.from_url(redis_url).flushall()
