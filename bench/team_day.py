@@ -86,9 +86,9 @@ class Manager(Signed):
 
     @task
     def work_the_queue(self) -> None:
-        queue = self.page("/callbacks", "call-back queue", expect="call-row")
+        queue = self.page("/callbacks", "call-back queue", expect="call-progress")
         rows = CALL_ROW.findall(queue)
-        if not rows:
+        if not rows:  # the day's calls are done (the daily cap): nothing to click
             return
         callback = rows[0]
         customer = CARD_LINK.search(queue[queue.index(f'id="call-{callback}"'):])
