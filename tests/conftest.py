@@ -55,16 +55,20 @@ def make_app(tmp_path, redis_url):
     return factory
 
 
-@pytest.fixture
-def app(make_app):
-    """A fresh app and schema. No app context stays pushed: each request must get its own `g`,
-    as in production (a shared one would carry one request's CSRF token into the next)."""
-    app = make_app()
+def with_schema(app):
+    """For app fixtures: create the schema, yield the app, let go of its connections afterwards."""
     with app.app_context():
         db.create_all()
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """A fresh app and schema. No app context stays pushed: each request must get its own `g`,
+    as in production (a shared one would carry one request's CSRF token into the next)."""
+    yield from with_schema(make_app())
 
 
 @pytest.fixture
@@ -73,12 +77,7 @@ def pg_app(make_app, postgres_admin_url):
     import uuid
 
     url = servers.create_database(postgres_admin_url, f"crm_{uuid.uuid4().hex[:10]}")
-    app = make_app(SQLALCHEMY_DATABASE_URI=url.replace("postgresql://", "postgresql+psycopg://"))
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    yield from with_schema(make_app(SQLALCHEMY_DATABASE_URI=url.replace("postgresql://", "postgresql+psycopg://")))
 
 
 @pytest.fixture

@@ -23,9 +23,8 @@ from email.header import decode_header, make_header
 import pytest
 from playwright.sync_api import expect
 
-from crm.extensions import db
 from crm.models import Role
-from tests.conftest import ARTIFACTS, PASSWORD, make_user
+from tests.conftest import ARTIFACTS, PASSWORD, make_user, with_schema
 from tests.runtime import ROOT, host_env
 from tests.sinks import SmtpSink
 
@@ -145,12 +144,7 @@ def orders_csv(lang: str, today) -> tuple[str, bytes, int]:
 def app(make_app):
     """The test app for a team that works every day, so the hand-off call falls due today whatever
     the weekday the suite runs on."""
-    app = make_app(WORKDAYS="1-7")
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    yield from with_schema(make_app(WORKDAYS="1-7"))
 
 
 @pytest.fixture
