@@ -30,6 +30,6 @@ lint: $(VENV)/.dev
 
 ## Re-extract the messages and compile the catalogues after changing user-facing text.
 translations: $(VENV)/.runtime
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o crm/translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_pgettext:1c,2 -o crm/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i crm/translations/messages.pot -d crm/translations
 	$(VENV)/bin/pybabel compile -d crm/translations

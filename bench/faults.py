@@ -188,10 +188,6 @@ class Sink(SmtpSink):
             found.setdefault(key_of(mail), []).append(moment)
         return found
 
-    def message_ids(self) -> Counter:
-        """How many mails arrived per (enrolment id, step), and mails without a CRM Message-ID (key None)."""
-        return Counter({key: len(moments) for key, moments in self.received().items()})
-
 
 # --- servers that can be stopped and started on their port -----------------------------------------
 

@@ -215,7 +215,8 @@ def main() -> int:
             if states and not states.get("queued") and not states.get("sending") and sending["done"] is None:
                 sending["done"] = time.monotonic() - began
 
-    threading.Thread(target=watch, daemon=True).start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     users = args.managers + 1 + args.tills
     prefix = str(workdir / "locust")
     try:
@@ -230,6 +231,7 @@ def main() -> int:
             time.sleep(2)  # the day's load is over; let the worker finish the step
     finally:
         stop.set()
+        watcher.join()  # it talks to the sink over the same pipe as the lines below
         os.killpg(server.pid, signal.SIGTERM)
         os.killpg(worker.pid, signal.SIGTERM)
         server.wait(20)

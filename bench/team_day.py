@@ -6,10 +6,10 @@ API tokens, search words) and passes it in a JSON file named by $LOAD_PLAN. Each
 
 - Manager (one locust user per benchmark manager): opens the call-back queue, opens the first
   customer's card, logs the call's outcome with one click (htmx), then looks someone up: search as
-  you type (htmx, a letter at a time) and opens a card from the results. Thinks 1-4 s between steps.
+  you type (htmx, a letter at a time) and opens a card from the results. Thinks 1-4 s between the two.
 - Owner: the dashboard page and its six panels as htmx loads them, for a period chosen at random.
-- Till (one per API token, each under its own rate limit): posts one order a second per
-  `--api-rate` share, for a known customer (by email) most of the time, a new one otherwise.
+- Till (one per API token, each under its own rate limit): posts api_rate / tills orders a second,
+  for a known customer (by email) most of the time, a new one otherwise.
 
 The session cookie is Secure (production config), so it is sent by hand over loopback http.
 """

@@ -42,7 +42,6 @@ from crm.models import (
     Kind,
     Message,
     MessageState,
-    Status,
 )
 from crm.settings import Messaging
 
@@ -98,9 +97,7 @@ def _hand_over(message_ids: list[int], lease: datetime) -> set[int]:
     # statement (crm.eligibility.stop_reason in SQL): only a message already "sending" then may go out.
     still_running = select(Enrolment.id).where(Enrolment.id == Message.enrolment_id,
                                                Enrolment.state == EnrolmentState.ACTIVE).exists()
-    not_stopped = select(Customer.id).where(
-        Customer.id == Message.customer_id, Customer.do_not_contact.is_(False),
-        Customer.status.not_in([Status.INACTIVE, Status.RESPONDED])).exists()
+    not_stopped = select(Customer.id).where(Customer.id == Message.customer_id, eligibility.not_stopped()).exists()
     return set(db.session.scalars(
         update(Message).where(Message.id.in_(message_ids), Message.state == MessageState.QUEUED,
                               Message.not_before == lease, still_running, not_stopped)

@@ -115,13 +115,19 @@ def reachable(channel_names: set[str]):
     return or_(*clauses) if clauses else False
 
 
+def not_stopped():
+    """SQL: the customer may still be written to at all (not do-not-contact, inactive or answered);
+    the part of `stop_reason` that lives on the customer row."""
+    return and_(Customer.do_not_contact.is_(False), Customer.status.not_in([Status.INACTIVE, Status.RESPONDED]))
+
+
 def enrolable(now: datetime | None = None):
     """SQL: not do-not-contact, not inactive, not answered already, not in a running sequence,
     not held out lately."""
     from crm import clock
 
     since = (now or clock.now()) - HOLDOUT_KEEP
-    return and_(Customer.do_not_contact.is_(False), Customer.status.not_in([Status.INACTIVE, Status.RESPONDED]),
+    return and_(not_stopped(),
                 ~exists(select(1).where(Enrolment.customer_id == Customer.id,
                                         or_(Enrolment.state == EnrolmentState.ACTIVE,
                                             and_(Enrolment.state == EnrolmentState.HOLDOUT,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from crm.ids import MAX_ID
+from crm.ids import as_id
 
 CLICK = "crm.click"
 UNSUBSCRIBE = "crm.unsubscribe"
@@ -37,4 +37,4 @@ def message_id(purpose: str, raw: str) -> int | None:
     except BadSignature:
         return None
     # Bounded like any id from outside: the database driver cannot even look up a wider one.
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None
+    return as_id(value) if isinstance(value, int) and not isinstance(value, bool) else None

@@ -22,7 +22,9 @@ from email.header import decode_header, make_header
 
 import pytest
 from playwright.sync_api import expect
+from redis import Redis
 
+from crm import clock
 from crm.models import Role
 from tests.conftest import ARTIFACTS, PASSWORD, make_user, with_schema
 from tests.runtime import ROOT, host_env
@@ -162,6 +164,12 @@ class Host:
         self.env = host_env(APP_ENV="testing", SECRET_KEY=app.config["SECRET_KEY"],
                             DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url,
                             INSTANCE_PATH=app.config["INSTANCE_DIR"], PUBLIC_URL=site, WORKDAYS="1-7")
+        # The journey rebuilds with "Rebuild now" when a user would; the worker's clock must not start
+        # the night's rebuild in the middle of an import (crm.tasks.nightly: once a day, keyed in Redis).
+        with app.app_context():
+            self.nightly = f"segments:nightly:{clock.team_today().isoformat()}"
+        self.redis = Redis.from_url(redis_url)
+        self.redis.set(self.nightly, "1")
         self.worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log,
                                        stderr=subprocess.STDOUT)
 
@@ -172,6 +180,7 @@ class Host:
         except subprocess.TimeoutExpired:
             self.worker.kill()
             self.worker.wait()
+        self.redis.delete(self.nightly)
 
     def run_due(self, moment: datetime) -> str:
         result = subprocess.run(["flask", "--app", "app", "sequences", "run-due", "--now", moment.isoformat(),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -26,7 +27,9 @@ REASON_LABELS = {"price": _l("Price"), "conditions": _l("Changed conditions (del
 OUTCOME_LABELS = {"reached": _l("Reached"), "no_answer": _l("No answer"), "wrong_number": _l("Wrong number"),
                   "call_back": _l("Asked to call back"), "not_interested": _l("Not interested"),
                   "responded": _l("Reached, responded")}  # the last one from the call-back queue only
-STATUS_LABELS = {"active": _l("Active"), "lapsing": _l("Lapsing"), "lapsed": _l("Lapsed"),
+# One customer's status (badge, timeline, filter): in Russian the singular, not the queues' group names.
+STATUS_LABELS = {"active": _l("Active"), "lapsing": lazy_pgettext("one customer", "Lapsing"),
+                 "lapsed": lazy_pgettext("one customer", "Lapsed"),
                  "in_sequence": _l("In a sequence"), "responded": _l("Responded"), "inactive": _l("Inactive")}
 YES_NO = {"0": _l("No"), "1": _l("Yes")}
 ORDER_STATUS_LABELS = {"paid": _l("Paid"), "cancelled": _l("Cancelled"), "refunded": _l("Refunded")}
